@@ -14,6 +14,9 @@ use bytes::Bytes;
 
 pub mod kafka;
 pub mod memory;
+mod partitioner;
+
+pub use partitioner::partition_for_key;
 
 /// Topic names every nearline deployment uses.
 pub mod topics {

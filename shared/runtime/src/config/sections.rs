@@ -1,0 +1,363 @@
+//! The configuration tree, one section per concern, with the defaults a laptop run needs.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::secret::{DatabaseUrl, Secret};
+
+/// The whole nearline configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Postgres (distributed) connection.
+    pub database: DatabaseConfig,
+    /// Kafka (distributed) connection and topic layout.
+    pub kafka: KafkaConfig,
+    /// The single-process deployment: SQLite and the in-process log.
+    pub embedded: EmbeddedConfig,
+    /// Logs, traces and metrics.
+    pub telemetry: TelemetryConfig,
+    /// Bearer tokens guarding `/v1/*` and the gRPC APIs.
+    pub auth: AuthConfig,
+    /// The ingest service.
+    pub ingest: IngestConfig,
+    /// The attribution service.
+    pub attribution: AttributionConfig,
+    /// The insights service.
+    pub insights: InsightsConfig,
+    /// The billboard service.
+    pub billboard: BillboardConfig,
+}
+
+/// Postgres connection settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseConfig {
+    /// `postgres://user:password@host:port/database`; the password is masked when printed.
+    pub url: DatabaseUrl,
+    /// Upper bound on pooled connections per process.
+    pub max_connections: u32,
+    /// How long to wait for a connection before failing a request.
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: DatabaseUrl::new("postgres://postgres@127.0.0.1:5432/nearline"),
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Kafka connection settings and topic layout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KafkaConfig {
+    /// Comma-separated `host:port` list.
+    pub bootstrap_servers: String,
+    /// Client id reported to the brokers.
+    pub client_id: String,
+    /// Partitions of every nearline topic; impressions and plays must match.
+    pub partitions: i32,
+    /// Replication factor of created topics.
+    pub replication: i32,
+    /// Timeout of broker operations (metadata, admin, delivery).
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            bootstrap_servers: "127.0.0.1:9092".into(),
+            client_id: "nearline".into(),
+            partitions: 8,
+            replication: 1,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The embedded deployment's storage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EmbeddedConfig {
+    /// SQLite database file, created when missing.
+    pub sqlite_path: String,
+    /// Partitions of the in-process log's topics.
+    pub partitions: i32,
+}
+
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        Self { sqlite_path: "nearline.db".into(), partitions: 4 }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines, for a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line, for log pipelines.
+    Json,
+}
+
+/// Logs, traces and metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TelemetryConfig {
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+    /// `tracing` filter directives, e.g. `info,nearline_ingest=debug`; `RUST_LOG` wins.
+    pub log_filter: String,
+    /// OTLP/gRPC endpoint for traces, e.g. `http://otel-collector:4317`; empty disables
+    /// export unless `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+    pub otlp_endpoint: String,
+    /// Service name reported in traces.
+    pub service_name: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            log_format: LogFormat::Text,
+            log_filter: "info".into(),
+            otlp_endpoint: String::new(),
+            service_name: "nearline".into(),
+        }
+    }
+}
+
+/// Bearer tokens; when the list is empty the APIs are open.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// Accepted tokens; masked when printed.
+    pub tokens: Vec<Secret>,
+}
+
+/// Where and how one service listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Interface to bind.
+    pub host: IpAddr,
+    /// gRPC port; 0 picks a free one.
+    pub grpc_port: u16,
+    /// HTTP port; 0 picks a free one.
+    pub http_port: u16,
+    /// Longest a request may take before it is answered with a timeout.
+    pub request_timeout: Duration,
+    /// Largest accepted request body.
+    pub body_limit_bytes: usize,
+    /// How long shutdown waits for in-flight work before giving up.
+    pub grace_period: Duration,
+}
+
+impl ServerConfig {
+    /// The gRPC socket address.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.grpc_port)
+    }
+
+    /// The HTTP socket address.
+    pub fn http_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.http_port)
+    }
+}
+
+/// Declares a service section: the listening settings every service has, then its own.
+/// (A macro rather than `#[serde(flatten)]`, which would lose the key paths that error
+/// messages name.)
+macro_rules! service_section {
+    (
+        $(#[$meta:meta])*
+        $name:ident, grpc = $grpc:expr, http = $http:expr,
+        { $( $(#[$fmeta:meta])* $field:ident : $ty:ty = $default:expr ),* $(,)? }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(default)]
+        pub struct $name {
+            /// Interface to bind.
+            pub host: IpAddr,
+            /// gRPC port; 0 picks a free one.
+            pub grpc_port: u16,
+            /// HTTP port; 0 picks a free one.
+            pub http_port: u16,
+            /// Longest a request may take.
+            #[serde(with = "humantime_serde")]
+            pub request_timeout: Duration,
+            /// Largest accepted request body, in bytes.
+            pub body_limit_bytes: usize,
+            /// How long shutdown waits for in-flight work.
+            #[serde(with = "humantime_serde")]
+            pub grace_period: Duration,
+            $( $(#[$fmeta])* pub $field: $ty, )*
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self {
+                    host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                    grpc_port: $grpc,
+                    http_port: $http,
+                    request_timeout: Duration::from_secs(10),
+                    body_limit_bytes: 8 * 1024 * 1024,
+                    grace_period: Duration::from_secs(20),
+                    $( $field: $default, )*
+                }
+            }
+        }
+
+        impl $name {
+            /// The listening settings of this service.
+            pub fn server(&self) -> ServerConfig {
+                ServerConfig {
+                    host: self.host,
+                    grpc_port: self.grpc_port,
+                    http_port: self.http_port,
+                    request_timeout: self.request_timeout,
+                    body_limit_bytes: self.body_limit_bytes,
+                    grace_period: self.grace_period,
+                }
+            }
+        }
+    };
+}
+
+service_section!(
+    /// The ingest service.
+    IngestConfig, grpc = 50051, http = 8081,
+    {
+        /// Region stamped on events that do not say where they were logged.
+        default_region: String = "local".into(),
+        /// Most events accepted in one batch.
+        max_batch_events: usize = 10_000,
+        /// Furthest ahead of the server clock an event time may be.
+        #[serde(with = "humantime_serde")]
+        max_future_skew: Duration = Duration::from_secs(5 * 60),
+        /// Oldest an event time may be.
+        #[serde(with = "humantime_serde")]
+        max_event_age: Duration = Duration::from_secs(7 * 24 * 3600),
+        /// Events that may be waiting for broker acknowledgement at once.
+        max_in_flight_events: usize = 200_000,
+    }
+);
+
+service_section!(
+    /// The attribution service and the join semantics (DESIGN §3).
+    AttributionConfig, grpc = 50052, http = 8082,
+    {
+        /// Length of a counting epoch.
+        #[serde(with = "humantime_serde")]
+        epoch_len: Duration = Duration::from_secs(30 * 60),
+        /// How far a play may precede its impression and still be attributed.
+        #[serde(with = "humantime_serde")]
+        skew: Duration = Duration::from_secs(60),
+        /// How long after an impression a play is attributed to it.
+        #[serde(with = "humantime_serde")]
+        attribution_window: Duration = Duration::from_secs(3600),
+        /// How far behind the watermark an event may be and still be counted by the stream.
+        #[serde(with = "humantime_serde")]
+        allowed_lateness: Duration = Duration::from_secs(6 * 3600),
+        /// A play within this long after an explored impression is a reward.
+        #[serde(with = "humantime_serde")]
+        reward_window: Duration = Duration::from_secs(15 * 60),
+        /// Extra wait past the reward window before emitting a no-play outcome.
+        #[serde(with = "humantime_serde")]
+        reward_grace: Duration = Duration::from_secs(2 * 60),
+        /// How often accumulated effects are written and offsets committed.
+        #[serde(with = "humantime_serde")]
+        batch_interval: Duration = Duration::from_secs(1),
+        /// Consumer group of the streaming join.
+        consumer_group: String = "nearline-attribution".into(),
+    }
+);
+
+service_section!(
+    /// The insights service.
+    InsightsConfig, grpc = 50053, http = 8083,
+    {
+        /// Longest time range one query may span.
+        #[serde(with = "humantime_serde")]
+        max_range: Duration = Duration::from_secs(90 * 24 * 3600),
+        /// How far back comparable launches are looked for.
+        #[serde(with = "humantime_serde")]
+        launch_lookback: Duration = Duration::from_secs(365 * 24 * 3600),
+        /// Address of the attribution gRPC API, for freshness.
+        attribution_url: String = "http://127.0.0.1:50052".into(),
+    }
+);
+
+service_section!(
+    /// The billboard service.
+    BillboardConfig, grpc = 50054, http = 8084,
+    {
+        /// How long a member keeps seeing the same artwork for a title.
+        #[serde(with = "humantime_serde")]
+        artwork_stickiness: Duration = Duration::from_secs(7 * 24 * 3600),
+        /// Consumer group that learns from outcomes.
+        consumer_group: String = "nearline-billboard".into(),
+        /// Address of the insights gRPC API, for cold-start priors.
+        insights_url: String = "http://127.0.0.1:50053".into(),
+    }
+);
+
+impl Config {
+    /// Semantic checks that types alone cannot express, as `(key, reason)` pairs.
+    pub fn semantic_problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        let mut check = |ok: bool, key: &str, reason: &str| {
+            if !ok {
+                problems.push((key.to_string(), reason.to_string()));
+            }
+        };
+        check(self.database.max_connections > 0, "database.max_connections", "must be at least 1");
+        check(
+            self.database.url.as_str().starts_with("postgres://")
+                || self.database.url.as_str().starts_with("postgresql://"),
+            "database.url",
+            "must be a postgres:// URL",
+        );
+        check(!self.kafka.bootstrap_servers.trim().is_empty(), "kafka.bootstrap_servers", "must not be empty");
+        check(self.kafka.partitions >= 1, "kafka.partitions", "must be at least 1");
+        check(self.kafka.replication >= 1, "kafka.replication", "must be at least 1");
+        check(self.embedded.partitions >= 1, "embedded.partitions", "must be at least 1");
+        check(!self.embedded.sqlite_path.is_empty(), "embedded.sqlite_path", "must not be empty");
+        for (name, server) in [
+            ("ingest", self.ingest.server()),
+            ("attribution", self.attribution.server()),
+            ("insights", self.insights.server()),
+            ("billboard", self.billboard.server()),
+        ] {
+            check(server.body_limit_bytes > 0, &format!("{name}.body_limit_bytes"), "must be at least 1");
+            check(!server.request_timeout.is_zero(), &format!("{name}.request_timeout"), "must be positive");
+            let clash = server.grpc_port != 0 && server.grpc_port == server.http_port;
+            check(!clash, &format!("{name}.http_port"), "must differ from grpc_port");
+        }
+        check(self.ingest.max_batch_events > 0, "ingest.max_batch_events", "must be at least 1");
+        check(self.ingest.max_in_flight_events > 0, "ingest.max_in_flight_events", "must be at least 1");
+        check(!self.attribution.epoch_len.is_zero(), "attribution.epoch_len", "must be positive");
+        check(!self.attribution.batch_interval.is_zero(), "attribution.batch_interval", "must be positive");
+        check(
+            self.attribution.reward_window <= self.attribution.attribution_window,
+            "attribution.reward_window",
+            "must not exceed attribution.attribution_window",
+        );
+        check(!self.insights.max_range.is_zero(), "insights.max_range", "must be positive");
+        check(
+            self.auth.tokens.iter().all(|t| t.expose().len() >= 16),
+            "auth.tokens",
+            "every token must be at least 16 characters",
+        );
+        problems
+    }
+}
