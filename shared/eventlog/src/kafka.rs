@@ -21,7 +21,9 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use std::sync::Arc;
 
 pub use self::consumer::KafkaConsumer;
-use crate::{Consumer, Delivery, Error, EventLog, OutgoingRecord, Result, TopicPartition, TopicSpec};
+use crate::{
+    Consumer, Delivery, Error, EventLog, OutgoingRecord, Result, TopicPartition, TopicSpec,
+};
 
 /// How to reach the Kafka cluster.
 #[derive(Clone)]
@@ -71,7 +73,9 @@ impl std::fmt::Debug for KafkaConfig {
             .extra
             .iter()
             .map(|(key, value)| {
-                let secret = ["password", "secret", "token", "key"].iter().any(|word| key.contains(word));
+                let secret = ["password", "secret", "token", "key"]
+                    .iter()
+                    .any(|word| key.contains(word));
                 (key.as_str(), if secret { "***" } else { value.as_str() })
             })
             .collect();
@@ -106,11 +110,16 @@ impl ConsumerContext for TracingContext {}
 
 fn log_to_tracing(level: RDKafkaLogLevel, facility: &str, message: &str) {
     match level {
-        RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+        RDKafkaLogLevel::Emerg
+        | RDKafkaLogLevel::Alert
+        | RDKafkaLogLevel::Critical
+        | RDKafkaLogLevel::Error => {
             tracing::error!(facility, "librdkafka: {message}");
         }
         RDKafkaLogLevel::Warning => tracing::warn!(facility, "librdkafka: {message}"),
-        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(facility, "librdkafka: {message}"),
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+            tracing::info!(facility, "librdkafka: {message}")
+        }
         RDKafkaLogLevel::Debug => tracing::debug!(facility, "librdkafka: {message}"),
     }
 }
@@ -127,7 +136,9 @@ pub struct KafkaLog {
 
 impl std::fmt::Debug for KafkaLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KafkaLog").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("KafkaLog")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -151,12 +162,20 @@ impl KafkaLog {
             ])
             .create_with_context(TracingContext)
             .map_err(|e| client_error("producer", e))?;
-        let admin = config.client_config(&[]).create_with_context(TracingContext).map_err(|e| client_error("admin", e))?;
+        let admin = config
+            .client_config(&[])
+            .create_with_context(TracingContext)
+            .map_err(|e| client_error("admin", e))?;
         let meta = config
             .client_config(&[("allow.auto.create.topics", "false".to_owned())])
             .create_with_context(TracingContext)
             .map_err(|e| client_error("metadata consumer", e))?;
-        Ok(Self { config, producer, admin, meta: Arc::new(meta) })
+        Ok(Self {
+            config,
+            producer,
+            admin,
+            meta: Arc::new(meta),
+        })
     }
 
     /// Properties of a group member's consumer.
@@ -166,7 +185,10 @@ impl KafkaLog {
             ("enable.auto.commit", "false".to_owned()),
             ("enable.auto.offset.store", "false".to_owned()),
             ("auto.offset.reset", "earliest".to_owned()),
-            ("partition.assignment.strategy", "cooperative-sticky".to_owned()),
+            (
+                "partition.assignment.strategy",
+                "cooperative-sticky".to_owned(),
+            ),
             ("allow.auto.create.topics", "false".to_owned()),
         ])
     }
@@ -180,7 +202,11 @@ impl KafkaLog {
             match self.partition_count(topic).await {
                 Ok(actual) if actual == partitions => return Ok(()),
                 Ok(actual) => {
-                    return Err(Error::PartitionMismatch { topic: topic.to_owned(), actual, expected: partitions });
+                    return Err(Error::PartitionMismatch {
+                        topic: topic.to_owned(),
+                        actual,
+                        expected: partitions,
+                    });
                 }
                 Err(Error::UnknownTopic(_)) if tokio::time::Instant::now() < deadline => {
                     // Metadata propagates to every broker asynchronously after creation.
@@ -205,7 +231,9 @@ where
     T: Send + 'static,
     F: FnOnce() -> Result<T> + Send + 'static,
 {
-    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Other(format!("{what}: blocking task failed: {e}")))?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Other(format!("{what}: blocking task failed: {e}")))?
 }
 
 fn client_error(which: &str, error: KafkaError) -> Error {
@@ -236,7 +264,10 @@ fn is_unavailable(code: RDKafkaErrorCode) -> bool {
 }
 
 fn is_unknown_topic(code: RDKafkaErrorCode) -> bool {
-    matches!(code, RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic)
+    matches!(
+        code,
+        RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic
+    )
 }
 
 /// Maps a librdkafka error of an operation described by `what` (which names the topic).
@@ -275,8 +306,15 @@ fn single_offset(tp: &TopicPartition, what: &str, list: &TopicPartitionList) -> 
     let element = elements
         .iter()
         .find(|e| e.topic() == tp.topic && e.partition() == tp.partition)
-        .ok_or_else(|| Error::Other(format!("{what}: no answer for {}/{}", tp.topic, tp.partition)))?;
-    element.error().map_err(|e| map_topic_error(&tp.topic, what, &e))?;
+        .ok_or_else(|| {
+            Error::Other(format!(
+                "{what}: no answer for {}/{}",
+                tp.topic, tp.partition
+            ))
+        })?;
+    element
+        .error()
+        .map_err(|e| map_topic_error(&tp.topic, what, &e))?;
     Ok(element.offset())
 }
 
@@ -288,12 +326,22 @@ impl EventLog for KafkaLog {
         }
         let new: Vec<NewTopic<'_>> = topics
             .iter()
-            .map(|t| NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(t.replication)))
+            .map(|t| {
+                NewTopic::new(
+                    &t.name,
+                    t.partitions,
+                    TopicReplication::Fixed(t.replication),
+                )
+            })
             .collect();
         let options = AdminOptions::new()
             .request_timeout(Some(self.config.timeout))
             .operation_timeout(Some(self.config.timeout));
-        let results = self.admin.create_topics(&new, &options).await.map_err(|e| map_error("create topics", &e))?;
+        let results = self
+            .admin
+            .create_topics(&new, &options)
+            .await
+            .map_err(|e| map_error("create topics", &e))?;
         for result in results {
             match result {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
@@ -320,7 +368,9 @@ impl EventLog for KafkaLog {
         let topic = topic.to_owned();
         blocking("partition count", move || {
             let what = format!("metadata of topic {topic}");
-            let metadata = meta.fetch_metadata(Some(&topic), timeout).map_err(|e| map_topic_error(&topic, &what, &e))?;
+            let metadata = meta
+                .fetch_metadata(Some(&topic), timeout)
+                .map_err(|e| map_topic_error(&topic, &what, &e))?;
             let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
                 return Err(Error::UnknownTopic(topic));
             };
@@ -345,7 +395,9 @@ impl EventLog for KafkaLog {
         // batch goes out together and records of one partition keep their order
         // (idempotence keeps it across retries).
         let sends = records.iter().map(|record| {
-            let mut future = FutureRecord::to(&record.topic).key(&record.key[..]).payload(&record.payload[..]);
+            let mut future = FutureRecord::to(&record.topic)
+                .key(&record.key[..])
+                .payload(&record.payload[..]);
             if let Some(timestamp) = record.timestamp_ms {
                 future = future.timestamp(timestamp);
             }
@@ -356,16 +408,26 @@ impl EventLog for KafkaLog {
             .into_iter()
             .zip(&records)
             .map(|(result, record)| match result {
-                Ok(delivery) => Ok(Delivery { partition: delivery.partition, offset: delivery.offset }),
-                Err((error, _)) => {
-                    Err(map_topic_error(&record.topic, &format!("publish to topic {}", record.topic), &error))
-                }
+                Ok(delivery) => Ok(Delivery {
+                    partition: delivery.partition,
+                    offset: delivery.offset,
+                }),
+                Err((error, _)) => Err(map_topic_error(
+                    &record.topic,
+                    &format!("publish to topic {}", record.topic),
+                    &error,
+                )),
             })
             .collect()
     }
 
     async fn subscribe(&self, group: &str, topics: &[&str]) -> Result<Box<dyn Consumer>> {
-        let consumer = KafkaConsumer::subscribe(&self.consumer_config(group), group, topics, self.config.timeout)?;
+        let consumer = KafkaConsumer::subscribe(
+            &self.consumer_config(group),
+            group,
+            topics,
+            self.config.timeout,
+        )?;
         Ok(Box::new(consumer))
     }
 
@@ -374,9 +436,14 @@ impl EventLog for KafkaLog {
         let timeout = self.config.timeout;
         let tp = tp.clone();
         blocking("watermarks", move || {
-            meta.fetch_watermarks(&tp.topic, tp.partition, timeout).map_err(|e| {
-                map_topic_error(&tp.topic, &format!("watermarks of {}/{}", tp.topic, tp.partition), &e)
-            })
+            meta.fetch_watermarks(&tp.topic, tp.partition, timeout)
+                .map_err(|e| {
+                    map_topic_error(
+                        &tp.topic,
+                        &format!("watermarks of {}/{}", tp.topic, tp.partition),
+                        &e,
+                    )
+                })
         })
         .await
     }
@@ -386,10 +453,15 @@ impl EventLog for KafkaLog {
         let timeout = self.config.timeout;
         let tp = tp.clone();
         blocking("offset for time", move || {
-            let what = format!("offset for time {timestamp_ms} of {}/{}", tp.topic, tp.partition);
+            let what = format!(
+                "offset for time {timestamp_ms} of {}/{}",
+                tp.topic, tp.partition
+            );
             // The offset field of the request carries the timestamp.
             let query = single_partition(&tp, Offset::Offset(timestamp_ms))?;
-            let answer = meta.offsets_for_times(query, timeout).map_err(|e| map_topic_error(&tp.topic, &what, &e))?;
+            let answer = meta
+                .offsets_for_times(query, timeout)
+                .map_err(|e| map_topic_error(&tp.topic, &what, &e))?;
             // Kafka answers -1 (librdkafka: `Offset::End`) when no record is that recent.
             Ok(offset_value(single_offset(&tp, &what, &answer)?))
         })
@@ -409,7 +481,9 @@ impl EventLog for KafkaLog {
         blocking("committed offset", move || {
             let what = format!("offset of group {group} for {}/{}", tp.topic, tp.partition);
             let query = single_partition(&tp, Offset::Invalid)?;
-            let answer = reader.committed_offsets(query, timeout).map_err(|e| map_topic_error(&tp.topic, &what, &e))?;
+            let answer = reader
+                .committed_offsets(query, timeout)
+                .map_err(|e| map_topic_error(&tp.topic, &what, &e))?;
             let offset = single_offset(&tp, &what, &answer)?;
             // Dropped here, on the blocking pool: closing a group consumer waits on the broker.
             drop(reader);

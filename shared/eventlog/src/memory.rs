@@ -28,8 +28,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::{
-    Consumer, ConsumerEvent, Delivery, Error, EventLog, OutgoingRecord, Record, Result, TopicPartition,
-    TopicSpec, partition_for_key,
+    Consumer, ConsumerEvent, Delivery, Error, EventLog, OutgoingRecord, Record, Result,
+    TopicPartition, TopicSpec, partition_for_key,
 };
 
 /// The in-process log; cheap to clone, clones share the same topics and groups.
@@ -64,7 +64,10 @@ struct Shared {
 
 impl Default for Shared {
     fn default() -> Self {
-        Self { state: Mutex::new(State::default()), changes: watch::Sender::new(0) }
+        Self {
+            state: Mutex::new(State::default()),
+            changes: watch::Sender::new(0),
+        }
     }
 }
 
@@ -77,7 +80,8 @@ impl Shared {
     }
 
     fn wake_consumers(&self) {
-        self.changes.send_modify(|version| *version = version.wrapping_add(1));
+        self.changes
+            .send_modify(|version| *version = version.wrapping_add(1));
     }
 }
 
@@ -130,19 +134,29 @@ impl Group {
             .values()
             .flat_map(|m| m.topics.iter())
             .filter_map(|topic| topics.get(topic).map(|parts| (topic, parts.len())))
-            .flat_map(|(topic, count)| (0..count).map(move |p| TopicPartition::new(topic.clone(), index(p))))
+            .flat_map(|(topic, count)| {
+                (0..count).map(move |p| TopicPartition::new(topic.clone(), index(p)))
+            })
             .collect();
 
         // Members that already hold more keep the larger shares, so fewer partitions move.
-        let mut order: Vec<(u64, usize)> = self.members.iter().map(|(id, m)| (*id, m.active())).collect();
+        let mut order: Vec<(u64, usize)> = self
+            .members
+            .iter()
+            .map(|(id, m)| (*id, m.active()))
+            .collect();
         order.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let base = eligible.len() / order.len();
         let extra = eligible.len() % order.len();
-        let quota: HashMap<u64, usize> =
-            order.iter().enumerate().map(|(i, (id, _))| (*id, base + usize::from(i < extra))).collect();
+        let quota: HashMap<u64, usize> = order
+            .iter()
+            .enumerate()
+            .map(|(i, (id, _))| (*id, base + usize::from(i < extra)))
+            .collect();
 
         for (id, member) in &mut self.members {
-            let active: Vec<TopicPartition> = member.owned.difference(&member.revoking).cloned().collect();
+            let active: Vec<TopicPartition> =
+                member.owned.difference(&member.revoking).cloned().collect();
             if active.len() > quota[id] {
                 let revoke = active[quota[id]..].to_vec();
                 member.revoking.extend(revoke.iter().cloned());
@@ -150,7 +164,11 @@ impl Group {
             }
         }
 
-        let taken: BTreeSet<TopicPartition> = self.members.values().flat_map(|m| m.owned.iter().cloned()).collect();
+        let taken: BTreeSet<TopicPartition> = self
+            .members
+            .values()
+            .flat_map(|m| m.owned.iter().cloned())
+            .collect();
         let mut grants: BTreeMap<u64, Vec<TopicPartition>> = BTreeMap::new();
         for tp in eligible.difference(&taken) {
             let pick = self
@@ -180,17 +198,29 @@ fn index(p: usize) -> i32 {
 }
 
 fn now_ms() -> i64 {
-    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
     i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn partition_of<'a>(topics: &'a HashMap<String, Vec<Vec<Stored>>>, tp: &TopicPartition) -> Result<&'a [Stored]> {
-    let partitions = topics.get(&tp.topic).ok_or_else(|| Error::UnknownTopic(tp.topic.clone()))?;
+fn partition_of<'a>(
+    topics: &'a HashMap<String, Vec<Vec<Stored>>>,
+    tp: &TopicPartition,
+) -> Result<&'a [Stored]> {
+    let partitions = topics
+        .get(&tp.topic)
+        .ok_or_else(|| Error::UnknownTopic(tp.topic.clone()))?;
     usize::try_from(tp.partition)
         .ok()
         .and_then(|p| partitions.get(p))
         .map(Vec::as_slice)
-        .ok_or_else(|| Error::Other(format!("topic {} has no partition {}", tp.topic, tp.partition)))
+        .ok_or_else(|| {
+            Error::Other(format!(
+                "topic {} has no partition {}",
+                tp.topic, tp.partition
+            ))
+        })
 }
 
 #[async_trait]
@@ -199,7 +229,10 @@ impl EventLog for MemoryLog {
         let mut state = self.shared.lock();
         for spec in specs {
             if spec.partitions < 1 {
-                return Err(Error::Other(format!("topic {} needs at least one partition", spec.name)));
+                return Err(Error::Other(format!(
+                    "topic {} needs at least one partition",
+                    spec.name
+                )));
             }
             if let Some(existing) = state.topics.get(&spec.name)
                 && index(existing.len()) != spec.partitions
@@ -229,14 +262,20 @@ impl EventLog for MemoryLog {
 
     async fn partition_count(&self, topic: &str) -> Result<i32> {
         let state = self.shared.lock();
-        let partitions = state.topics.get(topic).ok_or_else(|| Error::UnknownTopic(topic.to_owned()))?;
+        let partitions = state
+            .topics
+            .get(topic)
+            .ok_or_else(|| Error::UnknownTopic(topic.to_owned()))?;
         Ok(index(partitions.len()))
     }
 
     async fn publish(&self, records: Vec<OutgoingRecord>) -> Result<Vec<Delivery>> {
         let mut state = self.shared.lock();
         // All or nothing here, which is stronger than the trait asks for.
-        if let Some(missing) = records.iter().find(|r| !state.topics.contains_key(&r.topic)) {
+        if let Some(missing) = records
+            .iter()
+            .find(|r| !state.topics.contains_key(&r.topic))
+        {
             return Err(Error::UnknownTopic(missing.topic.clone()));
         }
         let now = now_ms();
@@ -244,7 +283,8 @@ impl EventLog for MemoryLog {
         for record in records {
             let partitions = state.topics.get_mut(&record.topic).expect("checked above");
             let partition = partition_for_key(&record.key, index(partitions.len()));
-            let log = &mut partitions[usize::try_from(partition).expect("partition_for_key is non-negative")];
+            let log = &mut partitions
+                [usize::try_from(partition).expect("partition_for_key is non-negative")];
             let offset = i64::try_from(log.len()).expect("fewer than i64::MAX records");
             log.push(Stored {
                 key: record.key,
@@ -264,7 +304,11 @@ impl EventLog for MemoryLog {
         let mut state = self.shared.lock();
         let member_id = state.next_member;
         state.next_member += 1;
-        let State { topics: all_topics, groups, .. } = &mut *state;
+        let State {
+            topics: all_topics,
+            groups,
+            ..
+        } = &mut *state;
         let entry = groups.entry(group.to_owned()).or_default();
         entry.members.insert(
             member_id,
@@ -292,7 +336,10 @@ impl EventLog for MemoryLog {
     async fn watermarks(&self, tp: &TopicPartition) -> Result<(i64, i64)> {
         let state = self.shared.lock();
         let log = partition_of(&state.topics, tp)?;
-        Ok((0, i64::try_from(log.len()).expect("fewer than i64::MAX records")))
+        Ok((
+            0,
+            i64::try_from(log.len()).expect("fewer than i64::MAX records"),
+        ))
     }
 
     async fn offset_for_time(&self, tp: &TopicPartition, timestamp_ms: i64) -> Result<Option<i64>> {
@@ -306,7 +353,11 @@ impl EventLog for MemoryLog {
 
     async fn committed_offset(&self, group: &str, tp: &TopicPartition) -> Result<Option<i64>> {
         let state = self.shared.lock();
-        Ok(state.groups.get(group).and_then(|g| g.committed.get(tp)).copied())
+        Ok(state
+            .groups
+            .get(group)
+            .and_then(|g| g.committed.get(tp))
+            .copied())
     }
 }
 
@@ -341,7 +392,10 @@ impl MemoryConsumer {
         let mut state = self.shared.lock();
         let State { topics, groups, .. } = &mut *state;
         let group = groups.get_mut(&self.group).ok_or_else(|| self.gone())?;
-        let member = group.members.get_mut(&self.member_id).ok_or_else(|| self.gone())?;
+        let member = group
+            .members
+            .get_mut(&self.member_id)
+            .ok_or_else(|| self.gone())?;
 
         if let Some(event) = member.events.pop_front() {
             match &event {
@@ -395,7 +449,10 @@ impl MemoryConsumer {
     }
 
     fn gone(&self) -> Error {
-        Error::Group(format!("member {} is no longer in group {}", self.member_id, self.group))
+        Error::Group(format!(
+            "member {} is no longer in group {}",
+            self.member_id, self.group
+        ))
     }
 
     fn not_assigned(&self, tp: &TopicPartition) -> Error {
@@ -441,21 +498,33 @@ impl Consumer for MemoryConsumer {
     }
 
     async fn commit(&mut self, offsets: &[(TopicPartition, i64)]) -> Result<()> {
-        if let Some((tp, _)) = offsets.iter().find(|(tp, _)| !self.positions.contains_key(tp)) {
+        if let Some((tp, _)) = offsets
+            .iter()
+            .find(|(tp, _)| !self.positions.contains_key(tp))
+        {
             return Err(self.not_assigned(tp));
         }
         if let Some((tp, offset)) = offsets.iter().find(|(_, offset)| *offset < 0) {
-            return Err(Error::Other(format!("cannot commit offset {offset} for {}/{}", tp.topic, tp.partition)));
+            return Err(Error::Other(format!(
+                "cannot commit offset {offset} for {}/{}",
+                tp.topic, tp.partition
+            )));
         }
         let mut state = self.shared.lock();
-        let group = state.groups.get_mut(&self.group).ok_or_else(|| self.gone())?;
+        let group = state
+            .groups
+            .get_mut(&self.group)
+            .ok_or_else(|| self.gone())?;
         group.committed.extend(offsets.iter().cloned());
         Ok(())
     }
 
     async fn seek(&mut self, tp: &TopicPartition, offset: i64) -> Result<()> {
         if offset < 0 {
-            return Err(Error::Other(format!("cannot seek {}/{} to offset {offset}", tp.topic, tp.partition)));
+            return Err(Error::Other(format!(
+                "cannot seek {}/{} to offset {offset}",
+                tp.topic, tp.partition
+            )));
         }
         match self.positions.get_mut(tp) {
             Some(position) => {

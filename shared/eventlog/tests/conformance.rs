@@ -5,6 +5,8 @@
 //! [`KafkaLog`] against the test broker at `NEARLINE_TEST_KAFKA`. Each run uses its own
 //! topics and groups, so tests are independent and may run in parallel.
 
+// Scenarios live in their own file; `tests/` roots resolve modules beside themselves.
+#[path = "conformance/scenarios.rs"]
 mod scenarios;
 
 use std::sync::Arc;
@@ -22,7 +24,9 @@ fn kafka_log() -> Arc<dyn EventLog> {
     let mut config = KafkaConfig::new(nearline_testkit::kafka_bootstrap());
     config.client_id = "nearline-eventlog-conformance".to_owned();
     config.timeout = Duration::from_secs(30);
-    Arc::new(KafkaLog::connect(config).expect("Kafka clients are created without contacting the broker"))
+    Arc::new(
+        KafkaLog::connect(config).expect("Kafka clients are created without contacting the broker"),
+    )
 }
 
 /// Generates, for each scenario, one test per backend: `memory::NAME` and `kafka::NAME`.

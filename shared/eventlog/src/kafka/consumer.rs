@@ -15,7 +15,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt as _;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message as _};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -55,16 +57,23 @@ impl ConsumerContext for GroupContext {
             }
         };
         // The cooperative protocol calls back with empty lists on every rebalance.
-        if matches!(&event, ConsumerEvent::Assigned(tps) | ConsumerEvent::Revoked(tps) if tps.is_empty()) {
+        if matches!(&event, ConsumerEvent::Assigned(tps) | ConsumerEvent::Revoked(tps) if tps.is_empty())
+        {
             return;
         }
         tracing::debug!(?event, "consumer group rebalance");
-        self.events.lock().unwrap_or_else(PoisonError::into_inner).push_back(event);
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push_back(event);
     }
 }
 
 fn partitions(list: &TopicPartitionList) -> Vec<TopicPartition> {
-    list.elements().iter().map(|e| TopicPartition::new(e.topic(), e.partition())).collect()
+    list.elements()
+        .iter()
+        .map(|e| TopicPartition::new(e.topic(), e.partition()))
+        .collect()
 }
 
 fn to_record(message: &BorrowedMessage<'_>) -> Record {
@@ -72,8 +81,14 @@ fn to_record(message: &BorrowedMessage<'_>) -> Record {
         topic: message.topic().to_owned(),
         partition: message.partition(),
         offset: message.offset(),
-        key: message.key().map(Bytes::copy_from_slice).unwrap_or_default(),
-        payload: message.payload().map(Bytes::copy_from_slice).unwrap_or_default(),
+        key: message
+            .key()
+            .map(Bytes::copy_from_slice)
+            .unwrap_or_default(),
+        payload: message
+            .payload()
+            .map(Bytes::copy_from_slice)
+            .unwrap_or_default(),
         timestamp_ms: message.timestamp().to_millis().unwrap_or(-1),
     }
 }
@@ -109,14 +124,24 @@ impl std::fmt::Debug for KafkaConsumer {
 
 impl KafkaConsumer {
     /// Creates the consumer and subscribes it; it joins the group on its first poll.
-    pub(super) fn subscribe(config: &ClientConfig, group: &str, topics: &[&str], timeout: Duration) -> Result<Self> {
+    pub(super) fn subscribe(
+        config: &ClientConfig,
+        group: &str,
+        topics: &[&str],
+        timeout: Duration,
+    ) -> Result<Self> {
         let events = EventQueue::default();
         let consumer: StreamConsumer<GroupContext> = config
-            .create_with_context(GroupContext { events: Arc::clone(&events) })
+            .create_with_context(GroupContext {
+                events: Arc::clone(&events),
+            })
             .map_err(|e| Error::Other(format!("cannot create consumer for group {group}: {e}")))?;
-        consumer
-            .subscribe(topics)
-            .map_err(|e| map_error(&format!("group {group} subscribing to {}", topics.join(",")), &e))?;
+        consumer.subscribe(topics).map_err(|e| {
+            map_error(
+                &format!("group {group} subscribing to {}", topics.join(",")),
+                &e,
+            )
+        })?;
         Ok(Self {
             consumer: Some(Arc::new(consumer)),
             events,
@@ -128,7 +153,9 @@ impl KafkaConsumer {
     }
 
     fn consumer(&self) -> Result<&Arc<StreamConsumer<GroupContext>>> {
-        self.consumer.as_ref().ok_or_else(|| Error::Group(format!("consumer of group {} is closed", self.group)))
+        self.consumer
+            .as_ref()
+            .ok_or_else(|| Error::Group(format!("consumer of group {} is closed", self.group)))
     }
 
     /// Returns `event` to the caller, keeping [`Consumer::assignment`] in step.
@@ -146,18 +173,27 @@ impl KafkaConsumer {
     }
 
     fn not_assigned(&self, tp: &TopicPartition) -> Error {
-        Error::Group(format!("{}/{} is not assigned to this member of group {}", tp.topic, tp.partition, self.group))
+        Error::Group(format!(
+            "{}/{} is not assigned to this member of group {}",
+            tp.topic, tp.partition, self.group
+        ))
     }
 }
 
 fn pop(events: &EventQueue) -> Option<ConsumerEvent> {
-    events.lock().unwrap_or_else(PoisonError::into_inner).pop_front()
+    events
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .pop_front()
 }
 
 /// Retryable seek failures: the partition's fetcher has not started yet (right after
 /// an assignment, while librdkafka still looks up the committed offset) or is stopping.
 fn seek_not_ready(code: RDKafkaErrorCode) -> bool {
-    matches!(code, RDKafkaErrorCode::State | RDKafkaErrorCode::PreviousInProgress)
+    matches!(
+        code,
+        RDKafkaErrorCode::State | RDKafkaErrorCode::PreviousInProgress
+    )
 }
 
 fn commit_error(group: &str, error: &KafkaError) -> Error {
@@ -170,7 +206,9 @@ fn commit_error(group: &str, error: &KafkaError) -> Error {
             | RDKafkaErrorCode::StaleMemberEpoch
             | RDKafkaErrorCode::UnknownTopicOrPartition,
         ) => Error::Group(format!("commit for group {group}: {error}")),
-        Some(code) if is_unavailable(code) => Error::Unavailable(format!("commit for group {group}: {error}")),
+        Some(code) if is_unavailable(code) => {
+            Error::Unavailable(format!("commit for group {group}: {error}"))
+        }
         _ => Error::Other(format!("commit for group {group}: {error}")),
     }
 }
@@ -195,10 +233,14 @@ impl Consumer for KafkaConsumer {
                         return Poll::Ready(Next::Event(event));
                     }
                     match stream.poll_next_unpin(cx) {
-                        Poll::Ready(Some(Ok(message))) => Poll::Ready(Next::Record(to_record(&message))),
+                        Poll::Ready(Some(Ok(message))) => {
+                            Poll::Ready(Next::Record(to_record(&message)))
+                        }
                         Poll::Ready(Some(Err(error))) => Poll::Ready(Next::Failed(error)),
                         Poll::Ready(None) => unreachable!("rdkafka message streams never end"),
-                        Poll::Pending => pop(&events).map_or(Poll::Pending, |e| Poll::Ready(Next::Event(e))),
+                        Poll::Pending => {
+                            pop(&events).map_or(Poll::Pending, |e| Poll::Ready(Next::Event(e)))
+                        }
                     }
                 });
                 tokio::time::timeout_at(deadline, next).await
@@ -219,7 +261,10 @@ impl Consumer for KafkaConsumer {
                     }
                 }
                 Ok(Next::Failed(KafkaError::MessageConsumptionFatal(code))) => {
-                    return Err(Error::Other(format!("consumer of group {} failed: {code}", self.group)));
+                    return Err(Error::Other(format!(
+                        "consumer of group {} failed: {code}",
+                        self.group
+                    )));
                 }
                 Ok(Next::Failed(error)) => {
                     // librdkafka reports transient trouble (a broker going away, a
@@ -243,12 +288,22 @@ impl Consumer for KafkaConsumer {
         let mut list = TopicPartitionList::with_capacity(offsets.len());
         for (tp, offset) in offsets {
             list.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*offset))
-                .map_err(|e| Error::Other(format!("cannot commit {offset} for {}/{}: {e}", tp.topic, tp.partition)))?;
+                .map_err(|e| {
+                    Error::Other(format!(
+                        "cannot commit {offset} for {}/{}: {e}",
+                        tp.topic, tp.partition
+                    ))
+                })?;
         }
         let consumer = Arc::clone(self.consumer()?);
         let group = self.group.clone();
         // A synchronous commit returns once the group coordinator has stored the offsets.
-        blocking("commit", move || consumer.commit(&list, CommitMode::Sync).map_err(|e| commit_error(&group, &e))).await
+        blocking("commit", move || {
+            consumer
+                .commit(&list, CommitMode::Sync)
+                .map_err(|e| commit_error(&group, &e))
+        })
+        .await
     }
 
     async fn seek(&mut self, tp: &TopicPartition, offset: i64) -> Result<()> {
@@ -269,22 +324,32 @@ impl Consumer for KafkaConsumer {
         // next rebalance.
         let deadline = tokio::time::Instant::now() + self.timeout;
         let mut backoff = Duration::from_millis(5);
-        let what = format!("seek {}/{} to {offset} in group {}", tp.topic, tp.partition, self.group);
+        let what = format!(
+            "seek {}/{} to {offset} in group {}",
+            tp.topic, tp.partition, self.group
+        );
         loop {
             let consumer = Arc::clone(self.consumer()?);
             let list = super::single_partition(tp, Offset::Offset(offset))?;
             let timeout = self.timeout;
             let answer = blocking("seek", move || {
-                consumer.seek_partitions(list, timeout).map_err(|e| Error::Other(e.to_string()))
+                consumer
+                    .seek_partitions(list, timeout)
+                    .map_err(|e| Error::Other(e.to_string()))
             })
             .await
             .map_err(|e| Error::Other(format!("{what}: {e}")))?;
-            let element = answer.elements().into_iter().find(|e| e.topic() == tp.topic && e.partition() == tp.partition);
+            let element = answer
+                .elements()
+                .into_iter()
+                .find(|e| e.topic() == tp.topic && e.partition() == tp.partition);
             let result = element.map_or(Ok(()), |e| e.error());
             match result {
                 Ok(()) => return Ok(()),
                 Err(error) => match error.rdkafka_error_code() {
-                    Some(code) if seek_not_ready(code) && tokio::time::Instant::now() < deadline => {
+                    Some(code)
+                        if seek_not_ready(code) && tokio::time::Instant::now() < deadline =>
+                    {
                         tracing::debug!(%what, %error, "partition not fetching yet, retrying seek");
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_millis(200));
@@ -316,7 +381,9 @@ impl Consumer for KafkaConsumer {
 
 impl Drop for KafkaConsumer {
     fn drop(&mut self) {
-        let Some(consumer) = self.consumer.take() else { return };
+        let Some(consumer) = self.consumer.take() else {
+            return;
+        };
         // Closing blocks on the broker; keep it off the async executor when there is one.
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {

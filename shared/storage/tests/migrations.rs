@@ -1,0 +1,63 @@
+//! Migrations apply on both backends and applying them twice changes nothing.
+
+use nearline_runtime::config::{DatabaseConfig, DatabaseUrl};
+use nearline_storage::{Database, connect_postgres, connect_sqlite};
+use nearline_testkit::TestDatabase;
+
+const TABLES: [&str; 2] = ["videos", "partition_progress"];
+
+#[tokio::test]
+async fn postgres_migrations_apply_twice() {
+    let test_db = TestDatabase::create().await;
+    let config = DatabaseConfig { url: DatabaseUrl::new(test_db.url.clone()), ..DatabaseConfig::default() };
+    let pool = connect_postgres(&config, false).await.expect("connect");
+    let database = Database::Postgres(pool.clone());
+    database.migrate().await.expect("first run");
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations").fetch_one(&pool).await.unwrap();
+    database.migrate().await.expect("second run");
+    let again: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations").fetch_one(&pool).await.unwrap();
+    assert_eq!(applied, again, "the second run applied nothing new");
+    for table in TABLES {
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+            .bind(table)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert!(exists, "table {table} exists");
+    }
+}
+
+#[tokio::test]
+async fn postgres_database_is_created_when_missing() {
+    let server = nearline_testkit::postgres_server_url();
+    let name = nearline_testkit::unique_name("nearline_created");
+    let test_db = TestDatabase::create().await;
+    let url = test_db.url.replace(&test_db.name, &name);
+    assert!(url.contains(&name), "URL {url} names the new database ({server})");
+    let config = DatabaseConfig { url: DatabaseUrl::new(url), ..DatabaseConfig::default() };
+    let pool = connect_postgres(&config, true).await.expect("created and connected");
+    Database::Postgres(pool).migrate().await.expect("migrated");
+}
+
+#[tokio::test]
+async fn sqlite_migrations_apply_twice() {
+    let dir = std::env::temp_dir().join(nearline_testkit::unique_name("nearline_sqlite"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("nearline.db");
+    let path = path.to_str().unwrap();
+    for run in ["first", "second"] {
+        // Reopen the file each time, as two `nearline migrate` runs would.
+        let pool = connect_sqlite(path).await.expect("open");
+        Database::Sqlite(pool.clone()).migrate().await.unwrap_or_else(|e| panic!("{run} run: {e}"));
+        for table in TABLES {
+            let found: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?")
+                .bind(table)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            assert_eq!(found, 1, "table {table} exists after the {run} run");
+        }
+        pool.close().await;
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
