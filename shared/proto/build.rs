@@ -13,9 +13,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
-    tonic_prost_build::configure()
-        .file_descriptor_set_path(&descriptor_path)
-        .compile_with_config(config, &protos, &[root.clone()])?;
+    tonic_prost_build::configure().file_descriptor_set_path(&descriptor_path).compile_with_config(
+        config,
+        &protos,
+        &[root.clone()],
+    )?;
     println!("cargo:rerun-if-changed={}", root.display());
     Ok(())
 }

@@ -6,8 +6,7 @@
 #![allow(unreachable_pub, missing_debug_implementations, clippy::all)]
 
 /// Serialized `FileDescriptorSet` of every nearline proto, for gRPC reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/nearline_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/nearline_descriptor.bin"));
 
 /// `nearline.events.v1`: impressions, plays, outcomes.
 pub mod events {

@@ -6,9 +6,9 @@
 //! configuration in one round instead of one error per restart.
 
 mod load;
-mod sections;
 mod secret;
+mod sections;
 
 pub use load::{ConfigError, ENV_PREFIX, Problem, load};
-pub use sections::*;
 pub use secret::{DatabaseUrl, Secret};
+pub use sections::*;

@@ -82,7 +82,10 @@ impl Listeners {
         let bind = |what, addr| async move {
             TcpListener::bind(addr).await.map_err(|source| Error::Bind { what, addr, source })
         };
-        Ok(Self { grpc: bind("gRPC", config.grpc_addr()).await?, http: bind("HTTP", config.http_addr()).await? })
+        Ok(Self {
+            grpc: bind("gRPC", config.grpc_addr()).await?,
+            http: bind("HTTP", config.http_addr()).await?,
+        })
     }
 
     /// Actual gRPC address.
@@ -106,6 +109,8 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let name = apis.name;
+    // Install the recorder before the first request is counted.
+    crate::telemetry::metrics_handle();
     let grpc_addr = listeners.grpc_addr();
     let http_addr = listeners.http_addr();
     // Withdraw readiness as soon as shutdown begins, so traffic moves away while we drain.

@@ -90,7 +90,9 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, Error> {
         .with(traces)
         .try_init()
         .map_err(|e| Error::AlreadyInitialised(e.to_string()))?;
-    if let Some(endpoint) = (!config.otlp_endpoint.is_empty()).then_some(&config.otlp_endpoint).or(endpoint_from_env.as_ref()) {
+    if let Some(endpoint) =
+        (!config.otlp_endpoint.is_empty()).then_some(&config.otlp_endpoint).or(endpoint_from_env.as_ref())
+    {
         tracing::info!(%endpoint, "exporting traces over OTLP");
     }
     Ok(TelemetryGuard { tracer_provider })

@@ -64,10 +64,9 @@ impl Database {
                 .run(pool)
                 .await
                 .map_err(|source| Error::Migrate { what: "Postgres", source }),
-            Database::Sqlite(pool) => SQLITE_MIGRATIONS
-                .run(pool)
-                .await
-                .map_err(|source| Error::Migrate { what: "SQLite", source }),
+            Database::Sqlite(pool) => {
+                SQLITE_MIGRATIONS.run(pool).await.map_err(|source| Error::Migrate { what: "SQLite", source })
+            }
         }
     }
 

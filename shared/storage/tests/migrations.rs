@@ -13,9 +13,11 @@ async fn postgres_migrations_apply_twice() {
     let pool = connect_postgres(&config, false).await.expect("connect");
     let database = Database::Postgres(pool.clone());
     database.migrate().await.expect("first run");
-    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations").fetch_one(&pool).await.unwrap();
+    let applied: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations").fetch_one(&pool).await.unwrap();
     database.migrate().await.expect("second run");
-    let again: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations").fetch_one(&pool).await.unwrap();
+    let again: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations").fetch_one(&pool).await.unwrap();
     assert_eq!(applied, again, "the second run applied nothing new");
     for table in TABLES {
         let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
@@ -50,11 +52,12 @@ async fn sqlite_migrations_apply_twice() {
         let pool = connect_sqlite(path).await.expect("open");
         Database::Sqlite(pool.clone()).migrate().await.unwrap_or_else(|e| panic!("{run} run: {e}"));
         for table in TABLES {
-            let found: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?")
-                .bind(table)
-                .fetch_one(&pool)
-                .await
-                .unwrap();
+            let found: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?")
+                    .bind(table)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
             assert_eq!(found, 1, "table {table} exists after the {run} run");
         }
         pool.close().await;

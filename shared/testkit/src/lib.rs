@@ -16,7 +16,9 @@ use sqlx::{Connection, Executor, PgConnection};
 /// When the variable is not set: run the tests through `scripts/test.sh`.
 pub fn kafka_bootstrap() -> String {
     std::env::var("NEARLINE_TEST_KAFKA").unwrap_or_else(|_| {
-        panic!("NEARLINE_TEST_KAFKA is not set: run the tests with scripts/test.sh, which starts the test broker")
+        panic!(
+            "NEARLINE_TEST_KAFKA is not set: run the tests with scripts/test.sh, which starts the test broker"
+        )
     })
 }
 
@@ -107,7 +109,10 @@ mod tests {
             with_database("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
             "postgres://postgres@127.0.0.1:5432/t1"
         );
-        assert_eq!(with_database("postgres://u:p@h/x?sslmode=disable", "t1"), "postgres://u:p@h/t1?sslmode=disable");
+        assert_eq!(
+            with_database("postgres://u:p@h/x?sslmode=disable", "t1"),
+            "postgres://u:p@h/t1?sslmode=disable"
+        );
         assert_eq!(with_database("postgres://h:5432", "t1"), "postgres://h:5432/t1");
     }
 }

@@ -327,7 +327,11 @@ impl Config {
             "database.url",
             "must be a postgres:// URL",
         );
-        check(!self.kafka.bootstrap_servers.trim().is_empty(), "kafka.bootstrap_servers", "must not be empty");
+        check(
+            !self.kafka.bootstrap_servers.trim().is_empty(),
+            "kafka.bootstrap_servers",
+            "must not be empty",
+        );
         check(self.kafka.partitions >= 1, "kafka.partitions", "must be at least 1");
         check(self.kafka.replication >= 1, "kafka.replication", "must be at least 1");
         check(self.embedded.partitions >= 1, "embedded.partitions", "must be at least 1");

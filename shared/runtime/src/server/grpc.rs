@@ -33,6 +33,7 @@ pub(super) fn server(
         .build_v1alpha()
         .map_err(|e| Error::Reflection(e.to_string()))?;
 
+    let service = apis.name;
     let names = apis.grpc_service_names.clone();
     let routes = apis.grpc.clone();
     let timeout = config.request_timeout;
@@ -46,6 +47,8 @@ pub(super) fn server(
                 } else {
                     ServingStatus::NotServing
                 };
+                let ready_value = if status == ServingStatus::Serving { 1.0 } else { 0.0 };
+                metrics::gauge!("nearline_ready", "service" => service).set(ready_value);
                 for name in std::iter::once("").chain(names.iter().copied()) {
                     reporter.set_service_status(name, status).await;
                 }

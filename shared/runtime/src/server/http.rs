@@ -2,12 +2,12 @@
 
 use std::time::Instant;
 
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -32,33 +32,18 @@ pub struct AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let body = serde_json_body(self.code, &self.message);
-        (self.status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+        let body = serde_json::json!({ "error": self.code, "message": self.message });
+        (self.status, axum::Json(body)).into_response()
     }
-}
-
-fn serde_json_body(code: &str, message: &str) -> String {
-    // Hand-built to avoid a serde_json dependency here; both fields are escaped.
-    format!("{{\"error\":{},\"message\":{}}}", json_string(code), json_string(message))
-}
-
-fn json_string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// The service's router with `/livez`, `/readyz`, `/metrics` and the shared layers.
-pub(super) fn router(service: &'static str, routes: Router, config: &ServerConfig, readiness: Readiness) -> Router {
+pub(super) fn router(
+    service: &'static str,
+    routes: Router,
+    config: &ServerConfig,
+    readiness: Readiness,
+) -> Router {
     let shared = Router::new()
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(readyz))

@@ -1,0 +1,117 @@
+//! The command line: one binary, a subcommand per task.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use nearline_runtime::config::LogFormat;
+
+/// nearline: near-real-time video insights and billboard decisions.
+///
+/// Client apps log impressions and plays to `ingest`; `attribution` joins them in event
+/// time into exact counts per title, epoch and slice; `insights` answers dashboards from
+/// those counts; `billboard` picks titles and artwork with bandits that learn from them.
+///
+/// Configuration is layered: built-in defaults, then the TOML file given with --config,
+/// then environment variables named NEARLINE__SECTION__KEY (for example
+/// NEARLINE__INGEST__HTTP_PORT=8081). `nearline config print` shows the result.
+#[derive(Debug, Parser)]
+#[command(name = "nearline", version, about, long_about)]
+pub(crate) struct Cli {
+    /// TOML configuration file, layered over the defaults and under NEARLINE__* variables.
+    #[arg(long, short = 'c', global = true, env = "NEARLINE_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+
+    /// Log format: readable text, or JSON lines for a log pipeline (overrides
+    /// telemetry.log_format).
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub(crate) log_format: Option<LogFormatArg>,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Log format as given on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum LogFormatArg {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl From<LogFormatArg> for LogFormat {
+    fn from(arg: LogFormatArg) -> Self {
+        match arg {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        }
+    }
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run one service, or all four in one process.
+    ///
+    /// Each service serves gRPC and HTTP on the ports of its configuration section
+    /// (for example ingest.grpc_port and ingest.http_port; 0 picks a free port) and
+    /// prints the addresses it listens on. SIGTERM or Ctrl-C stops it gracefully:
+    /// consumers flush and commit, servers drain within the grace period.
+    Serve(ServeArgs),
+
+    /// Prepare storage: apply database migrations and create the Kafka topics.
+    ///
+    /// Creates the Postgres database when it does not exist. Safe to run any number of
+    /// times: what is already there is left as it is. With --embedded, migrates the
+    /// SQLite file instead (the in-process log needs no topics created ahead).
+    Migrate(MigrateArgs),
+
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+/// Arguments of `nearline serve`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// Which service to run.
+    #[arg(value_enum)]
+    pub(crate) service: ServiceName,
+
+    /// Use SQLite (embedded.sqlite_path) and an in-process event log instead of Postgres
+    /// and Kafka: no other setup needed. Migrations are applied at start.
+    #[arg(long)]
+    pub(crate) embedded: bool,
+}
+
+/// Arguments of `nearline migrate`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct MigrateArgs {
+    /// Migrate the embedded SQLite database instead of Postgres and Kafka.
+    #[arg(long)]
+    pub(crate) embedded: bool,
+}
+
+/// A service to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ServiceName {
+    /// Takes events from client apps into the event log.
+    Ingest,
+    /// Joins plays to impressions into exact counts.
+    Attribution,
+    /// Answers dashboards about title performance.
+    Insights,
+    /// Picks billboard titles and artwork.
+    Billboard,
+    /// All four in one process.
+    All,
+}
+
+/// `nearline config ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Print the effective configuration as TOML, secrets masked.
+    Print,
+}

@@ -1,0 +1,13 @@
+//! The subcommands.
+
+mod migrate;
+mod serve;
+
+pub(crate) use migrate::migrate;
+pub(crate) use serve::serve;
+
+/// `nearline config print`: the effective configuration as TOML, secrets masked.
+pub(crate) fn config_print(config: &nearline_runtime::Config) -> anyhow::Result<()> {
+    print!("{}", toml::to_string_pretty(config)?);
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! `nearline serve`: one service or all four in one process.
+
+use std::io::Write as _;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use nearline_eventlog::EventLog;
+use nearline_runtime::server::Listeners;
+use nearline_runtime::{Config, Shutdown};
+use nearline_storage::Database;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::backends;
+use crate::cli::{ServeArgs, ServiceName};
+
+const ALL: [ServiceName; 4] =
+    [ServiceName::Ingest, ServiceName::Attribution, ServiceName::Insights, ServiceName::Billboard];
+
+/// Runs the chosen services until SIGTERM / SIGINT, or until one of them fails (which
+/// stops the others).
+pub(crate) async fn serve(args: ServeArgs, config: Arc<Config>) -> anyhow::Result<()> {
+    let shutdown = Shutdown::new();
+    shutdown.trigger_on_signals().context("installing signal handlers")?;
+    let (database, log) = backends::open(&config, args.embedded).await?;
+
+    let services: Vec<ServiceName> = match args.service {
+        ServiceName::All => ALL.to_vec(),
+        one => vec![one],
+    };
+    // Bind everything before starting anything, so a taken port fails the whole start.
+    let mut bound = Vec::new();
+    for service in services {
+        let server = server_config(&config, service);
+        let listeners =
+            Listeners::bind(&server).await.with_context(|| format!("starting {}", name(service)))?;
+        bound.push((service, listeners));
+    }
+    // The addresses go to stdout (logs go to stderr) so scripts and tests can read them.
+    let mut stdout = std::io::stdout().lock();
+    for (service, listeners) in &bound {
+        writeln!(
+            stdout,
+            "{:<12} http://{}  grpc://{}",
+            name(*service),
+            listeners.http_addr(),
+            listeners.grpc_addr()
+        )?;
+    }
+    stdout.flush()?;
+    drop(stdout);
+
+    let mut tasks = JoinSet::new();
+    for (service, listeners) in bound {
+        let (config, database, log, token) =
+            (config.clone(), database.clone(), log.clone(), shutdown.token());
+        tasks.spawn(async move { (service, run(service, config, database, log, listeners, token).await) });
+    }
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        let (service, result) = joined.context("a service task panicked")?;
+        if let Err(error) = result {
+            tracing::error!(service = name(service), error = %error, "service failed; stopping the others");
+            shutdown.trigger();
+            first_error.get_or_insert(error.context(format!("{} failed", name(service))));
+        }
+    }
+    match first_error {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
+async fn run(
+    service: ServiceName,
+    config: Arc<Config>,
+    database: Database,
+    log: Arc<dyn EventLog>,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    match service {
+        ServiceName::Ingest => nearline_ingest::run(config, database, log, listeners, shutdown).await?,
+        ServiceName::Attribution => anyhow::bail!("WIP attribution"),
+        ServiceName::Insights => nearline_insights::run(config, database, log, listeners, shutdown).await?,
+        ServiceName::Billboard => nearline_billboard::run(config, database, log, listeners, shutdown).await?,
+        ServiceName::All => unreachable!("expanded into the four services"),
+    }
+    Ok(())
+}
+
+fn server_config(config: &Config, service: ServiceName) -> nearline_runtime::config::ServerConfig {
+    match service {
+        ServiceName::Ingest => config.ingest.server(),
+        ServiceName::Attribution => config.attribution.server(),
+        ServiceName::Insights => config.insights.server(),
+        ServiceName::Billboard => config.billboard.server(),
+        ServiceName::All => unreachable!("expanded into the four services"),
+    }
+}
+
+fn name(service: ServiceName) -> &'static str {
+    match service {
+        ServiceName::Ingest => "ingest",
+        ServiceName::Attribution => "attribution",
+        ServiceName::Insights => "insights",
+        ServiceName::Billboard => "billboard",
+        ServiceName::All => "all",
+    }
+}
