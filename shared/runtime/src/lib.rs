@@ -8,6 +8,7 @@
 //! - [`server`]: serving a service's gRPC and HTTP APIs with health, reflection,
 //!   request ids, traces, timeouts, body limits and graceful shutdown.
 
+pub mod auth;
 pub mod config;
 pub mod readiness;
 pub mod server;
