@@ -4,7 +4,15 @@ use nearline_runtime::config::{DatabaseConfig, DatabaseUrl};
 use nearline_storage::{Database, connect_postgres, connect_sqlite};
 use nearline_testkit::TestDatabase;
 
-const TABLES: [&str; 2] = ["videos", "partition_progress"];
+const TABLES: [&str; 7] = [
+    "videos",
+    "partition_progress",
+    "impression_members",
+    "play_members",
+    "cell_counts",
+    "unattributed_members",
+    "unattributed_counts",
+];
 
 #[tokio::test]
 async fn postgres_migrations_apply_twice() {
