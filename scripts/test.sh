@@ -87,11 +87,13 @@ trap stop_broker EXIT
 
 broker_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 step "starting tansu on 127.0.0.1:$broker_port"
-tansu broker \
+# tansu resolves a sqlite:// path against its working directory (even one that starts
+# with a slash), so it runs inside the broker directory with a relative path.
+(cd "$broker_dir" && exec tansu broker \
     --listener-url "tcp://127.0.0.1:$broker_port" \
     --advertised-listener-url "tcp://127.0.0.1:$broker_port" \
-    --storage-engine "sqlite://$broker_dir/broker.db" \
-    >"$broker_dir/broker.log" 2>&1 &
+    --storage-engine "sqlite://broker.db" \
+    >"$broker_dir/broker.log" 2>&1) &
 broker_pid=$!
 for _ in $(seq 1 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$broker_port") 2>/dev/null; then break; fi

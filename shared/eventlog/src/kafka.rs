@@ -7,7 +7,9 @@
 //! on tokio's blocking pool so they never stall the async executor.
 
 mod consumer;
+mod times;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,12 +20,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use std::sync::Arc;
 
 pub use self::consumer::KafkaConsumer;
-use crate::{
-    Consumer, Delivery, Error, EventLog, OutgoingRecord, Result, TopicPartition, TopicSpec,
-};
+use crate::{Consumer, Delivery, Error, EventLog, OutgoingRecord, Result, TopicPartition, TopicSpec};
 
 /// How to reach the Kafka cluster.
 #[derive(Clone)]
@@ -73,9 +72,7 @@ impl std::fmt::Debug for KafkaConfig {
             .extra
             .iter()
             .map(|(key, value)| {
-                let secret = ["password", "secret", "token", "key"]
-                    .iter()
-                    .any(|word| key.contains(word));
+                let secret = ["password", "secret", "token", "key"].iter().any(|word| key.contains(word));
                 (key.as_str(), if secret { "***" } else { value.as_str() })
             })
             .collect();
@@ -136,9 +133,7 @@ pub struct KafkaLog {
 
 impl std::fmt::Debug for KafkaLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KafkaLog")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
+        f.debug_struct("KafkaLog").field("config", &self.config).finish_non_exhaustive()
     }
 }
 
@@ -170,12 +165,7 @@ impl KafkaLog {
             .client_config(&[("allow.auto.create.topics", "false".to_owned())])
             .create_with_context(TracingContext)
             .map_err(|e| client_error("metadata consumer", e))?;
-        Ok(Self {
-            config,
-            producer,
-            admin,
-            meta: Arc::new(meta),
-        })
+        Ok(Self { config, producer, admin, meta: Arc::new(meta) })
     }
 
     /// Properties of a group member's consumer.
@@ -185,10 +175,7 @@ impl KafkaLog {
             ("enable.auto.commit", "false".to_owned()),
             ("enable.auto.offset.store", "false".to_owned()),
             ("auto.offset.reset", "earliest".to_owned()),
-            (
-                "partition.assignment.strategy",
-                "cooperative-sticky".to_owned(),
-            ),
+            ("partition.assignment.strategy", "cooperative-sticky".to_owned()),
             ("allow.auto.create.topics", "false".to_owned()),
         ])
     }
@@ -264,10 +251,7 @@ fn is_unavailable(code: RDKafkaErrorCode) -> bool {
 }
 
 fn is_unknown_topic(code: RDKafkaErrorCode) -> bool {
-    matches!(
-        code,
-        RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic
-    )
+    matches!(code, RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic)
 }
 
 /// Maps a librdkafka error of an operation described by `what` (which names the topic).
@@ -306,16 +290,53 @@ fn single_offset(tp: &TopicPartition, what: &str, list: &TopicPartitionList) -> 
     let element = elements
         .iter()
         .find(|e| e.topic() == tp.topic && e.partition() == tp.partition)
-        .ok_or_else(|| {
-            Error::Other(format!(
-                "{what}: no answer for {}/{}",
-                tp.topic, tp.partition
-            ))
-        })?;
-    element
-        .error()
-        .map_err(|e| map_topic_error(&tp.topic, what, &e))?;
+        .ok_or_else(|| Error::Other(format!("{what}: no answer for {}/{}", tp.topic, tp.partition)))?;
+    element.error().map_err(|e| map_topic_error(&tp.topic, what, &e))?;
     Ok(element.offset())
+}
+
+/// Partition count of `topic` from the cluster's metadata. Blocks.
+fn fetch_partition_count(meta: &BaseConsumer<TracingContext>, topic: &str, timeout: Duration) -> Result<i32> {
+    let what = format!("metadata of topic {topic}");
+    let metadata =
+        meta.fetch_metadata(Some(topic), timeout).map_err(|e| map_topic_error(topic, &what, &e))?;
+    let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
+        return Err(Error::UnknownTopic(topic.to_owned()));
+    };
+    if let Some(error) = found.error() {
+        let code = RDKafkaErrorCode::from(error);
+        return Err(if is_unknown_topic(code) {
+            Error::UnknownTopic(topic.to_owned())
+        } else {
+            map_error(&what, &KafkaError::MetadataFetch(code))
+        });
+    }
+    match found.partitions().len() {
+        0 => Err(Error::UnknownTopic(topic.to_owned())),
+        n => Ok(i32::try_from(n).expect("Kafka partition counts are i32")),
+    }
+}
+
+/// Low and high watermarks of `tp`. Blocks.
+fn fetch_watermarks(
+    meta: &BaseConsumer<TracingContext>,
+    tp: &TopicPartition,
+    timeout: Duration,
+) -> Result<(i64, i64)> {
+    let what = format!("watermarks of {}/{}", tp.topic, tp.partition);
+    meta.fetch_watermarks(&tp.topic, tp.partition, timeout).map_err(|error| {
+        match error.rdkafka_error_code() {
+            // librdkafka says "unknown partition" whether the partition or the whole
+            // topic is missing; the metadata tells which.
+            Some(RDKafkaErrorCode::UnknownPartition) => {
+                match fetch_partition_count(meta, &tp.topic, timeout) {
+                    Err(Error::UnknownTopic(topic)) => Error::UnknownTopic(topic),
+                    _ => map_error(&what, &error),
+                }
+            }
+            _ => map_topic_error(&tp.topic, &what, &error),
+        }
+    })
 }
 
 #[async_trait]
@@ -326,22 +347,13 @@ impl EventLog for KafkaLog {
         }
         let new: Vec<NewTopic<'_>> = topics
             .iter()
-            .map(|t| {
-                NewTopic::new(
-                    &t.name,
-                    t.partitions,
-                    TopicReplication::Fixed(t.replication),
-                )
-            })
+            .map(|t| NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(t.replication)))
             .collect();
         let options = AdminOptions::new()
             .request_timeout(Some(self.config.timeout))
             .operation_timeout(Some(self.config.timeout));
-        let results = self
-            .admin
-            .create_topics(&new, &options)
-            .await
-            .map_err(|e| map_error("create topics", &e))?;
+        let results =
+            self.admin.create_topics(&new, &options).await.map_err(|e| map_error("create topics", &e))?;
         for result in results {
             match result {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
@@ -366,28 +378,7 @@ impl EventLog for KafkaLog {
         let meta = Arc::clone(&self.meta);
         let timeout = self.config.timeout;
         let topic = topic.to_owned();
-        blocking("partition count", move || {
-            let what = format!("metadata of topic {topic}");
-            let metadata = meta
-                .fetch_metadata(Some(&topic), timeout)
-                .map_err(|e| map_topic_error(&topic, &what, &e))?;
-            let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
-                return Err(Error::UnknownTopic(topic));
-            };
-            if let Some(error) = found.error() {
-                let code = RDKafkaErrorCode::from(error);
-                return Err(if is_unknown_topic(code) {
-                    Error::UnknownTopic(topic)
-                } else {
-                    map_error(&what, &KafkaError::MetadataFetch(code))
-                });
-            }
-            match found.partitions().len() {
-                0 => Err(Error::UnknownTopic(topic)),
-                n => Ok(i32::try_from(n).expect("Kafka partition counts are i32")),
-            }
-        })
-        .await
+        blocking("partition count", move || fetch_partition_count(&meta, &topic, timeout)).await
     }
 
     async fn publish(&self, records: Vec<OutgoingRecord>) -> Result<Vec<Delivery>> {
@@ -395,9 +386,8 @@ impl EventLog for KafkaLog {
         // batch goes out together and records of one partition keep their order
         // (idempotence keeps it across retries).
         let sends = records.iter().map(|record| {
-            let mut future = FutureRecord::to(&record.topic)
-                .key(&record.key[..])
-                .payload(&record.payload[..]);
+            let mut future =
+                FutureRecord::to(&record.topic).key(&record.key[..]).payload(&record.payload[..]);
             if let Some(timestamp) = record.timestamp_ms {
                 future = future.timestamp(timestamp);
             }
@@ -408,26 +398,17 @@ impl EventLog for KafkaLog {
             .into_iter()
             .zip(&records)
             .map(|(result, record)| match result {
-                Ok(delivery) => Ok(Delivery {
-                    partition: delivery.partition,
-                    offset: delivery.offset,
-                }),
-                Err((error, _)) => Err(map_topic_error(
-                    &record.topic,
-                    &format!("publish to topic {}", record.topic),
-                    &error,
-                )),
+                Ok(delivery) => Ok(Delivery { partition: delivery.partition, offset: delivery.offset }),
+                Err((error, _)) => {
+                    Err(map_topic_error(&record.topic, &format!("publish to topic {}", record.topic), &error))
+                }
             })
             .collect()
     }
 
     async fn subscribe(&self, group: &str, topics: &[&str]) -> Result<Box<dyn Consumer>> {
-        let consumer = KafkaConsumer::subscribe(
-            &self.consumer_config(group),
-            group,
-            topics,
-            self.config.timeout,
-        )?;
+        let consumer =
+            KafkaConsumer::subscribe(&self.consumer_config(group), group, topics, self.config.timeout)?;
         Ok(Box::new(consumer))
     }
 
@@ -435,37 +416,16 @@ impl EventLog for KafkaLog {
         let meta = Arc::clone(&self.meta);
         let timeout = self.config.timeout;
         let tp = tp.clone();
-        blocking("watermarks", move || {
-            meta.fetch_watermarks(&tp.topic, tp.partition, timeout)
-                .map_err(|e| {
-                    map_topic_error(
-                        &tp.topic,
-                        &format!("watermarks of {}/{}", tp.topic, tp.partition),
-                        &e,
-                    )
-                })
-        })
-        .await
+        blocking("watermarks", move || fetch_watermarks(&meta, &tp, timeout)).await
     }
 
     async fn offset_for_time(&self, tp: &TopicPartition, timestamp_ms: i64) -> Result<Option<i64>> {
         let meta = Arc::clone(&self.meta);
+        let probe = self.consumer_config(&format!("{}-offset-probe", self.config.client_id));
         let timeout = self.config.timeout;
         let tp = tp.clone();
-        blocking("offset for time", move || {
-            let what = format!(
-                "offset for time {timestamp_ms} of {}/{}",
-                tp.topic, tp.partition
-            );
-            // The offset field of the request carries the timestamp.
-            let query = single_partition(&tp, Offset::Offset(timestamp_ms))?;
-            let answer = meta
-                .offsets_for_times(query, timeout)
-                .map_err(|e| map_topic_error(&tp.topic, &what, &e))?;
-            // Kafka answers -1 (librdkafka: `Offset::End`) when no record is that recent.
-            Ok(offset_value(single_offset(&tp, &what, &answer)?))
-        })
-        .await
+        blocking("offset for time", move || times::offset_for_time(&meta, &probe, &tp, timestamp_ms, timeout))
+            .await
     }
 
     async fn committed_offset(&self, group: &str, tp: &TopicPartition) -> Result<Option<i64>> {

@@ -73,10 +73,7 @@ pub struct TopicPartition {
 impl TopicPartition {
     /// Builds a topic-partition pair.
     pub fn new(topic: impl Into<String>, partition: i32) -> Self {
-        Self {
-            topic: topic.into(),
-            partition,
-        }
+        Self { topic: topic.into(), partition }
     }
 }
 

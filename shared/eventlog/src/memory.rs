@@ -28,8 +28,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::{
-    Consumer, ConsumerEvent, Delivery, Error, EventLog, OutgoingRecord, Record, Result,
-    TopicPartition, TopicSpec, partition_for_key,
+    Consumer, ConsumerEvent, Delivery, Error, EventLog, OutgoingRecord, Record, Result, TopicPartition,
+    TopicSpec, partition_for_key,
 };
 
 /// The in-process log; cheap to clone, clones share the same topics and groups.
@@ -40,11 +40,12 @@ pub struct MemoryLog {
 
 impl std::fmt::Debug for MemoryLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = self.shared.lock();
-        f.debug_struct("MemoryLog")
-            .field("topics", &state.topics.len())
-            .field("groups", &state.groups.len())
-            .finish()
+        let mut out = f.debug_struct("MemoryLog");
+        // `try_lock`: formatting must not deadlock if the caller holds the state.
+        if let Ok(state) = self.shared.state.try_lock() {
+            out.field("topics", &state.topics.len()).field("groups", &state.groups.len());
+        }
+        out.finish_non_exhaustive()
     }
 }
 
@@ -64,10 +65,7 @@ struct Shared {
 
 impl Default for Shared {
     fn default() -> Self {
-        Self {
-            state: Mutex::new(State::default()),
-            changes: watch::Sender::new(0),
-        }
+        Self { state: Mutex::new(State::default()), changes: watch::Sender::new(0) }
     }
 }
 
@@ -80,8 +78,7 @@ impl Shared {
     }
 
     fn wake_consumers(&self) {
-        self.changes
-            .send_modify(|version| *version = version.wrapping_add(1));
+        self.changes.send_modify(|version| *version = version.wrapping_add(1));
     }
 }
 
@@ -134,29 +131,19 @@ impl Group {
             .values()
             .flat_map(|m| m.topics.iter())
             .filter_map(|topic| topics.get(topic).map(|parts| (topic, parts.len())))
-            .flat_map(|(topic, count)| {
-                (0..count).map(move |p| TopicPartition::new(topic.clone(), index(p)))
-            })
+            .flat_map(|(topic, count)| (0..count).map(move |p| TopicPartition::new(topic.clone(), index(p))))
             .collect();
 
         // Members that already hold more keep the larger shares, so fewer partitions move.
-        let mut order: Vec<(u64, usize)> = self
-            .members
-            .iter()
-            .map(|(id, m)| (*id, m.active()))
-            .collect();
+        let mut order: Vec<(u64, usize)> = self.members.iter().map(|(id, m)| (*id, m.active())).collect();
         order.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let base = eligible.len() / order.len();
         let extra = eligible.len() % order.len();
-        let quota: HashMap<u64, usize> = order
-            .iter()
-            .enumerate()
-            .map(|(i, (id, _))| (*id, base + usize::from(i < extra)))
-            .collect();
+        let quota: HashMap<u64, usize> =
+            order.iter().enumerate().map(|(i, (id, _))| (*id, base + usize::from(i < extra))).collect();
 
         for (id, member) in &mut self.members {
-            let active: Vec<TopicPartition> =
-                member.owned.difference(&member.revoking).cloned().collect();
+            let active: Vec<TopicPartition> = member.owned.difference(&member.revoking).cloned().collect();
             if active.len() > quota[id] {
                 let revoke = active[quota[id]..].to_vec();
                 member.revoking.extend(revoke.iter().cloned());
@@ -164,11 +151,8 @@ impl Group {
             }
         }
 
-        let taken: BTreeSet<TopicPartition> = self
-            .members
-            .values()
-            .flat_map(|m| m.owned.iter().cloned())
-            .collect();
+        let taken: BTreeSet<TopicPartition> =
+            self.members.values().flat_map(|m| m.owned.iter().cloned()).collect();
         let mut grants: BTreeMap<u64, Vec<TopicPartition>> = BTreeMap::new();
         for tp in eligible.difference(&taken) {
             let pick = self
@@ -198,9 +182,7 @@ fn index(p: usize) -> i32 {
 }
 
 fn now_ms() -> i64 {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO);
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
     i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
 
@@ -208,19 +190,12 @@ fn partition_of<'a>(
     topics: &'a HashMap<String, Vec<Vec<Stored>>>,
     tp: &TopicPartition,
 ) -> Result<&'a [Stored]> {
-    let partitions = topics
-        .get(&tp.topic)
-        .ok_or_else(|| Error::UnknownTopic(tp.topic.clone()))?;
+    let partitions = topics.get(&tp.topic).ok_or_else(|| Error::UnknownTopic(tp.topic.clone()))?;
     usize::try_from(tp.partition)
         .ok()
         .and_then(|p| partitions.get(p))
         .map(Vec::as_slice)
-        .ok_or_else(|| {
-            Error::Other(format!(
-                "topic {} has no partition {}",
-                tp.topic, tp.partition
-            ))
-        })
+        .ok_or_else(|| Error::Other(format!("topic {} has no partition {}", tp.topic, tp.partition)))
 }
 
 #[async_trait]
@@ -229,10 +204,7 @@ impl EventLog for MemoryLog {
         let mut state = self.shared.lock();
         for spec in specs {
             if spec.partitions < 1 {
-                return Err(Error::Other(format!(
-                    "topic {} needs at least one partition",
-                    spec.name
-                )));
+                return Err(Error::Other(format!("topic {} needs at least one partition", spec.name)));
             }
             if let Some(existing) = state.topics.get(&spec.name)
                 && index(existing.len()) != spec.partitions
@@ -262,20 +234,14 @@ impl EventLog for MemoryLog {
 
     async fn partition_count(&self, topic: &str) -> Result<i32> {
         let state = self.shared.lock();
-        let partitions = state
-            .topics
-            .get(topic)
-            .ok_or_else(|| Error::UnknownTopic(topic.to_owned()))?;
+        let partitions = state.topics.get(topic).ok_or_else(|| Error::UnknownTopic(topic.to_owned()))?;
         Ok(index(partitions.len()))
     }
 
     async fn publish(&self, records: Vec<OutgoingRecord>) -> Result<Vec<Delivery>> {
         let mut state = self.shared.lock();
         // All or nothing here, which is stronger than the trait asks for.
-        if let Some(missing) = records
-            .iter()
-            .find(|r| !state.topics.contains_key(&r.topic))
-        {
+        if let Some(missing) = records.iter().find(|r| !state.topics.contains_key(&r.topic)) {
             return Err(Error::UnknownTopic(missing.topic.clone()));
         }
         let now = now_ms();
@@ -283,8 +249,7 @@ impl EventLog for MemoryLog {
         for record in records {
             let partitions = state.topics.get_mut(&record.topic).expect("checked above");
             let partition = partition_for_key(&record.key, index(partitions.len()));
-            let log = &mut partitions
-                [usize::try_from(partition).expect("partition_for_key is non-negative")];
+            let log = &mut partitions[usize::try_from(partition).expect("partition_for_key is non-negative")];
             let offset = i64::try_from(log.len()).expect("fewer than i64::MAX records");
             log.push(Stored {
                 key: record.key,
@@ -304,11 +269,7 @@ impl EventLog for MemoryLog {
         let mut state = self.shared.lock();
         let member_id = state.next_member;
         state.next_member += 1;
-        let State {
-            topics: all_topics,
-            groups,
-            ..
-        } = &mut *state;
+        let State { topics: all_topics, groups, .. } = &mut *state;
         let entry = groups.entry(group.to_owned()).or_default();
         entry.members.insert(
             member_id,
@@ -336,10 +297,7 @@ impl EventLog for MemoryLog {
     async fn watermarks(&self, tp: &TopicPartition) -> Result<(i64, i64)> {
         let state = self.shared.lock();
         let log = partition_of(&state.topics, tp)?;
-        Ok((
-            0,
-            i64::try_from(log.len()).expect("fewer than i64::MAX records"),
-        ))
+        Ok((0, i64::try_from(log.len()).expect("fewer than i64::MAX records")))
     }
 
     async fn offset_for_time(&self, tp: &TopicPartition, timestamp_ms: i64) -> Result<Option<i64>> {
@@ -353,11 +311,7 @@ impl EventLog for MemoryLog {
 
     async fn committed_offset(&self, group: &str, tp: &TopicPartition) -> Result<Option<i64>> {
         let state = self.shared.lock();
-        Ok(state
-            .groups
-            .get(group)
-            .and_then(|g| g.committed.get(tp))
-            .copied())
+        Ok(state.groups.get(group).and_then(|g| g.committed.get(tp)).copied())
     }
 }
 
@@ -392,10 +346,7 @@ impl MemoryConsumer {
         let mut state = self.shared.lock();
         let State { topics, groups, .. } = &mut *state;
         let group = groups.get_mut(&self.group).ok_or_else(|| self.gone())?;
-        let member = group
-            .members
-            .get_mut(&self.member_id)
-            .ok_or_else(|| self.gone())?;
+        let member = group.members.get_mut(&self.member_id).ok_or_else(|| self.gone())?;
 
         if let Some(event) = member.events.pop_front() {
             match &event {
@@ -449,10 +400,7 @@ impl MemoryConsumer {
     }
 
     fn gone(&self) -> Error {
-        Error::Group(format!(
-            "member {} is no longer in group {}",
-            self.member_id, self.group
-        ))
+        Error::Group(format!("member {} is no longer in group {}", self.member_id, self.group))
     }
 
     fn not_assigned(&self, tp: &TopicPartition) -> Error {
@@ -498,10 +446,7 @@ impl Consumer for MemoryConsumer {
     }
 
     async fn commit(&mut self, offsets: &[(TopicPartition, i64)]) -> Result<()> {
-        if let Some((tp, _)) = offsets
-            .iter()
-            .find(|(tp, _)| !self.positions.contains_key(tp))
-        {
+        if let Some((tp, _)) = offsets.iter().find(|(tp, _)| !self.positions.contains_key(tp)) {
             return Err(self.not_assigned(tp));
         }
         if let Some((tp, offset)) = offsets.iter().find(|(_, offset)| *offset < 0) {
@@ -511,10 +456,7 @@ impl Consumer for MemoryConsumer {
             )));
         }
         let mut state = self.shared.lock();
-        let group = state
-            .groups
-            .get_mut(&self.group)
-            .ok_or_else(|| self.gone())?;
+        let group = state.groups.get_mut(&self.group).ok_or_else(|| self.gone())?;
         group.committed.extend(offsets.iter().cloned());
         Ok(())
     }
@@ -548,5 +490,68 @@ impl Consumer for MemoryConsumer {
 impl Drop for MemoryConsumer {
     fn drop(&mut self) {
         self.leave();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    use super::MemoryLog;
+    use crate::{Consumer, ConsumerEvent, EventLog, TopicPartition, TopicSpec};
+
+    /// Drains what `consumer` has been told so far: (assigned, revoked) partitions.
+    async fn drain(consumer: &mut Box<dyn Consumer>) -> (BTreeSet<i32>, BTreeSet<i32>) {
+        let (mut assigned, mut revoked) = (BTreeSet::new(), BTreeSet::new());
+        while let Some(event) = consumer.poll(Duration::ZERO).await.expect("poll") {
+            match event {
+                ConsumerEvent::Assigned(tps) => assigned.extend(tps.iter().map(|tp| tp.partition)),
+                ConsumerEvent::Revoked(tps) => revoked.extend(tps.iter().map(|tp| tp.partition)),
+                ConsumerEvent::Record(r) => panic!("no records were published, got {r:?}"),
+            }
+        }
+        (assigned, revoked)
+    }
+
+    fn partitions(consumer: &dyn Consumer) -> BTreeSet<i32> {
+        consumer.assignment().iter().map(|tp: &TopicPartition| tp.partition).collect()
+    }
+
+    #[tokio::test]
+    async fn rebalances_move_only_what_they_must() {
+        let log = MemoryLog::new();
+        log.create_topics(&[TopicSpec { name: "t".into(), partitions: 6, replication: 1 }])
+            .await
+            .expect("create");
+        let mut a = log.subscribe("g", &["t"]).await.expect("a");
+        assert_eq!(drain(&mut a).await, ((0..6).collect(), BTreeSet::new()));
+
+        // b gets its half only once a has let go of it.
+        let mut b = log.subscribe("g", &["t"]).await.expect("b");
+        assert_eq!(drain(&mut b).await, (BTreeSet::new(), BTreeSet::new()));
+        let (_, given_up) = drain(&mut a).await;
+        assert_eq!(given_up.len(), 3);
+        assert_eq!(drain(&mut b).await, (given_up.clone(), BTreeSet::new()));
+
+        // c takes one from each; nobody else loses anything.
+        let mut c = log.subscribe("g", &["t"]).await.expect("c");
+        let (_, from_a) = drain(&mut a).await;
+        let (_, from_b) = drain(&mut b).await;
+        assert_eq!((from_a.len(), from_b.len()), (1, 1));
+        let (to_c, _) = drain(&mut c).await;
+        assert_eq!(to_c, from_a.union(&from_b).copied().collect());
+
+        // b leaves by being dropped; its two partitions go one each to a and c.
+        let held_by_b = partitions(&*b);
+        drop(b);
+        let (to_a, revoked_a) = drain(&mut a).await;
+        let (to_c, revoked_c) = drain(&mut c).await;
+        assert!(revoked_a.is_empty() && revoked_c.is_empty(), "a leave revokes nothing from the others");
+        assert_eq!((to_a.len(), to_c.len()), (1, 1));
+        assert_eq!(to_a.union(&to_c).copied().collect::<BTreeSet<_>>(), held_by_b);
+        let all: BTreeSet<i32> = partitions(&*a).union(&partitions(&*c)).copied().collect();
+        assert_eq!(all, (0..6).collect());
+        assert_eq!(partitions(&*a).len() + partitions(&*c).len(), 6, "no partition is held twice");
     }
 }

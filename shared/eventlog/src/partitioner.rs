@@ -10,10 +10,7 @@
 /// # Panics
 /// When `partitions` is not positive.
 pub fn partition_for_key(key: &[u8], partitions: i32) -> i32 {
-    assert!(
-        partitions > 0,
-        "a topic has at least one partition, got {partitions}"
-    );
+    assert!(partitions > 0, "a topic has at least one partition, got {partitions}");
     // The mask keeps the value non-negative, so the conversions are lossless.
     let positive = murmur2(key) & 0x7fff_ffff;
     (positive % partitions as u32) as i32

@@ -24,9 +24,7 @@ fn kafka_log() -> Arc<dyn EventLog> {
     let mut config = KafkaConfig::new(nearline_testkit::kafka_bootstrap());
     config.client_id = "nearline-eventlog-conformance".to_owned();
     config.timeout = Duration::from_secs(30);
-    Arc::new(
-        KafkaLog::connect(config).expect("Kafka clients are created without contacting the broker"),
-    )
+    Arc::new(KafkaLog::connect(config).expect("Kafka clients are created without contacting the broker"))
 }
 
 /// Generates, for each scenario, one test per backend: `memory::NAME` and `kafka::NAME`.

@@ -57,23 +57,16 @@ impl ConsumerContext for GroupContext {
             }
         };
         // The cooperative protocol calls back with empty lists on every rebalance.
-        if matches!(&event, ConsumerEvent::Assigned(tps) | ConsumerEvent::Revoked(tps) if tps.is_empty())
-        {
+        if matches!(&event, ConsumerEvent::Assigned(tps) | ConsumerEvent::Revoked(tps) if tps.is_empty()) {
             return;
         }
         tracing::debug!(?event, "consumer group rebalance");
-        self.events
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push_back(event);
+        self.events.lock().unwrap_or_else(PoisonError::into_inner).push_back(event);
     }
 }
 
 fn partitions(list: &TopicPartitionList) -> Vec<TopicPartition> {
-    list.elements()
-        .iter()
-        .map(|e| TopicPartition::new(e.topic(), e.partition()))
-        .collect()
+    list.elements().iter().map(|e| TopicPartition::new(e.topic(), e.partition())).collect()
 }
 
 fn to_record(message: &BorrowedMessage<'_>) -> Record {
@@ -81,14 +74,8 @@ fn to_record(message: &BorrowedMessage<'_>) -> Record {
         topic: message.topic().to_owned(),
         partition: message.partition(),
         offset: message.offset(),
-        key: message
-            .key()
-            .map(Bytes::copy_from_slice)
-            .unwrap_or_default(),
-        payload: message
-            .payload()
-            .map(Bytes::copy_from_slice)
-            .unwrap_or_default(),
+        key: message.key().map(Bytes::copy_from_slice).unwrap_or_default(),
+        payload: message.payload().map(Bytes::copy_from_slice).unwrap_or_default(),
         timestamp_ms: message.timestamp().to_millis().unwrap_or(-1),
     }
 }
@@ -132,16 +119,11 @@ impl KafkaConsumer {
     ) -> Result<Self> {
         let events = EventQueue::default();
         let consumer: StreamConsumer<GroupContext> = config
-            .create_with_context(GroupContext {
-                events: Arc::clone(&events),
-            })
+            .create_with_context(GroupContext { events: Arc::clone(&events) })
             .map_err(|e| Error::Other(format!("cannot create consumer for group {group}: {e}")))?;
-        consumer.subscribe(topics).map_err(|e| {
-            map_error(
-                &format!("group {group} subscribing to {}", topics.join(",")),
-                &e,
-            )
-        })?;
+        consumer
+            .subscribe(topics)
+            .map_err(|e| map_error(&format!("group {group} subscribing to {}", topics.join(",")), &e))?;
         Ok(Self {
             consumer: Some(Arc::new(consumer)),
             events,
@@ -181,19 +163,13 @@ impl KafkaConsumer {
 }
 
 fn pop(events: &EventQueue) -> Option<ConsumerEvent> {
-    events
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .pop_front()
+    events.lock().unwrap_or_else(PoisonError::into_inner).pop_front()
 }
 
 /// Retryable seek failures: the partition's fetcher has not started yet (right after
 /// an assignment, while librdkafka still looks up the committed offset) or is stopping.
 fn seek_not_ready(code: RDKafkaErrorCode) -> bool {
-    matches!(
-        code,
-        RDKafkaErrorCode::State | RDKafkaErrorCode::PreviousInProgress
-    )
+    matches!(code, RDKafkaErrorCode::State | RDKafkaErrorCode::PreviousInProgress)
 }
 
 fn commit_error(group: &str, error: &KafkaError) -> Error {
@@ -233,14 +209,10 @@ impl Consumer for KafkaConsumer {
                         return Poll::Ready(Next::Event(event));
                     }
                     match stream.poll_next_unpin(cx) {
-                        Poll::Ready(Some(Ok(message))) => {
-                            Poll::Ready(Next::Record(to_record(&message)))
-                        }
+                        Poll::Ready(Some(Ok(message))) => Poll::Ready(Next::Record(to_record(&message))),
                         Poll::Ready(Some(Err(error))) => Poll::Ready(Next::Failed(error)),
                         Poll::Ready(None) => unreachable!("rdkafka message streams never end"),
-                        Poll::Pending => {
-                            pop(&events).map_or(Poll::Pending, |e| Poll::Ready(Next::Event(e)))
-                        }
+                        Poll::Pending => pop(&events).map_or(Poll::Pending, |e| Poll::Ready(Next::Event(e))),
                     }
                 });
                 tokio::time::timeout_at(deadline, next).await
@@ -261,10 +233,7 @@ impl Consumer for KafkaConsumer {
                     }
                 }
                 Ok(Next::Failed(KafkaError::MessageConsumptionFatal(code))) => {
-                    return Err(Error::Other(format!(
-                        "consumer of group {} failed: {code}",
-                        self.group
-                    )));
+                    return Err(Error::Other(format!("consumer of group {} failed: {code}", self.group)));
                 }
                 Ok(Next::Failed(error)) => {
                     // librdkafka reports transient trouble (a broker going away, a
@@ -287,21 +256,15 @@ impl Consumer for KafkaConsumer {
         }
         let mut list = TopicPartitionList::with_capacity(offsets.len());
         for (tp, offset) in offsets {
-            list.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*offset))
-                .map_err(|e| {
-                    Error::Other(format!(
-                        "cannot commit {offset} for {}/{}: {e}",
-                        tp.topic, tp.partition
-                    ))
-                })?;
+            list.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*offset)).map_err(|e| {
+                Error::Other(format!("cannot commit {offset} for {}/{}: {e}", tp.topic, tp.partition))
+            })?;
         }
         let consumer = Arc::clone(self.consumer()?);
         let group = self.group.clone();
         // A synchronous commit returns once the group coordinator has stored the offsets.
         blocking("commit", move || {
-            consumer
-                .commit(&list, CommitMode::Sync)
-                .map_err(|e| commit_error(&group, &e))
+            consumer.commit(&list, CommitMode::Sync).map_err(|e| commit_error(&group, &e))
         })
         .await
     }
@@ -311,8 +274,9 @@ impl Consumer for KafkaConsumer {
             return Err(self.not_assigned(tp));
         }
         // Records of the partition already taken from librdkafka predate the seek.
-        self.buffered
-            .retain(|e| !matches!(e, ConsumerEvent::Record(r) if r.topic == tp.topic && r.partition == tp.partition));
+        self.buffered.retain(
+            |e| !matches!(e, ConsumerEvent::Record(r) if r.topic == tp.topic && r.partition == tp.partition),
+        );
 
         // Right after an assignment librdkafka refuses seeks ("Local: Erroneous state")
         // until the partition's fetcher has started, which it does once the committed
@@ -324,18 +288,13 @@ impl Consumer for KafkaConsumer {
         // next rebalance.
         let deadline = tokio::time::Instant::now() + self.timeout;
         let mut backoff = Duration::from_millis(5);
-        let what = format!(
-            "seek {}/{} to {offset} in group {}",
-            tp.topic, tp.partition, self.group
-        );
+        let what = format!("seek {}/{} to {offset} in group {}", tp.topic, tp.partition, self.group);
         loop {
             let consumer = Arc::clone(self.consumer()?);
             let list = super::single_partition(tp, Offset::Offset(offset))?;
             let timeout = self.timeout;
             let answer = blocking("seek", move || {
-                consumer
-                    .seek_partitions(list, timeout)
-                    .map_err(|e| Error::Other(e.to_string()))
+                consumer.seek_partitions(list, timeout).map_err(|e| Error::Other(e.to_string()))
             })
             .await
             .map_err(|e| Error::Other(format!("{what}: {e}")))?;
@@ -347,9 +306,7 @@ impl Consumer for KafkaConsumer {
             match result {
                 Ok(()) => return Ok(()),
                 Err(error) => match error.rdkafka_error_code() {
-                    Some(code)
-                        if seek_not_ready(code) && tokio::time::Instant::now() < deadline =>
-                    {
+                    Some(code) if seek_not_ready(code) && tokio::time::Instant::now() < deadline => {
                         tracing::debug!(%what, %error, "partition not fetching yet, retrying seek");
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_millis(200));

@@ -23,24 +23,15 @@ const POLL: Duration = Duration::from_millis(100);
 
 async fn create_topic(log: &dyn EventLog, prefix: &str, partitions: i32) -> String {
     let name = unique_name(prefix);
-    log.create_topics(&[TopicSpec {
-        name: name.clone(),
-        partitions,
-        replication: 1,
-    }])
-    .await
-    .unwrap_or_else(|e| panic!("creating topic {name}: {e}"));
+    log.create_topics(&[TopicSpec { name: name.clone(), partitions, replication: 1 }])
+        .await
+        .unwrap_or_else(|e| panic!("creating topic {name}: {e}"));
     name
 }
 
 fn now_ms() -> i64 {
-    i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("clock after 1970")
-            .as_millis(),
-    )
-    .expect("now fits in i64")
+    i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_millis())
+        .expect("now fits in i64")
 }
 
 /// At least `min` distinct keys starting with `prefix` that together hit every partition.
@@ -67,26 +58,14 @@ fn outgoing(topic: &str, key: &str, timestamp_ms: Option<i64>) -> OutgoingRecord
     }
 }
 
-async fn publish(
-    log: &dyn EventLog,
-    records: Vec<OutgoingRecord>,
-) -> Vec<(OutgoingRecord, i32, i64)> {
-    let deliveries = log
-        .publish(records.clone())
-        .await
-        .unwrap_or_else(|e| panic!("publishing: {e}"));
+async fn publish(log: &dyn EventLog, records: Vec<OutgoingRecord>) -> Vec<(OutgoingRecord, i32, i64)> {
+    let deliveries = log.publish(records.clone()).await.unwrap_or_else(|e| panic!("publishing: {e}"));
     assert_eq!(deliveries.len(), records.len(), "one delivery per record");
-    records
-        .into_iter()
-        .zip(deliveries)
-        .map(|(r, d)| (r, d.partition, d.offset))
-        .collect()
+    records.into_iter().zip(deliveries).map(|(r, d)| (r, d.partition, d.offset)).collect()
 }
 
 async fn subscribe(log: &dyn EventLog, group: &str, topics: &[&str]) -> Box<dyn Consumer> {
-    log.subscribe(group, topics)
-        .await
-        .unwrap_or_else(|e| panic!("subscribing {group} to {topics:?}: {e}"))
+    log.subscribe(group, topics).await.unwrap_or_else(|e| panic!("subscribing {group} to {topics:?}: {e}"))
 }
 
 /// Tracks what a consumer has been told, and checks records only come from partitions
@@ -104,19 +83,13 @@ impl Member {
             ConsumerEvent::Assigned(tps) => {
                 self.assigned_events += 1;
                 for tp in tps {
-                    assert!(
-                        self.assigned.insert(tp.clone()),
-                        "{who}: {tp:?} assigned twice"
-                    );
+                    assert!(self.assigned.insert(tp.clone()), "{who}: {tp:?} assigned twice");
                 }
             }
             ConsumerEvent::Revoked(tps) => {
                 self.revoked_events += 1;
                 for tp in tps {
-                    assert!(
-                        self.assigned.remove(tp),
-                        "{who}: {tp:?} revoked but not assigned"
-                    );
+                    assert!(self.assigned.remove(tp), "{who}: {tp:?} revoked but not assigned");
                 }
             }
             ConsumerEvent::Record(r) => {
@@ -133,12 +106,7 @@ impl Member {
 }
 
 /// Polls until `n` records arrived; returns them. Events are checked on the way.
-async fn consume(
-    consumer: &mut dyn Consumer,
-    member: &mut Member,
-    n: usize,
-    who: &str,
-) -> Vec<Record> {
+async fn consume(consumer: &mut dyn Consumer, member: &mut Member, n: usize, who: &str) -> Vec<Record> {
     let deadline = tokio::time::Instant::now() + DEADLINE;
     let mut records = Vec::new();
     while records.len() < n {
@@ -147,11 +115,7 @@ async fn consume(
             "{who}: timed out after {DEADLINE:?} with {} of {n} records",
             records.len()
         );
-        if let Some(event) = consumer
-            .poll(POLL)
-            .await
-            .unwrap_or_else(|e| panic!("{who}: poll failed: {e}"))
-        {
+        if let Some(event) = consumer.poll(POLL).await.unwrap_or_else(|e| panic!("{who}: poll failed: {e}")) {
             member.observe(&event, who);
             if let ConsumerEvent::Record(r) = event {
                 records.push(r);
@@ -176,29 +140,19 @@ async fn await_assignment(
             "{who}: timed out after {DEADLINE:?} waiting for assignment {expected:?}, have {:?}",
             member.assigned
         );
-        if let Some(event) = consumer
-            .poll(POLL)
-            .await
-            .unwrap_or_else(|e| panic!("{who}: poll failed: {e}"))
-        {
+        if let Some(event) = consumer.poll(POLL).await.unwrap_or_else(|e| panic!("{who}: poll failed: {e}")) {
             member.observe(&event, who);
             if let ConsumerEvent::Record(r) = event {
                 records.push(r);
             }
         }
     }
-    assert_eq!(
-        consumer.assignment().into_iter().collect::<BTreeSet<_>>(),
-        *expected,
-        "{who}: assignment()"
-    );
+    assert_eq!(consumer.assignment().into_iter().collect::<BTreeSet<_>>(), *expected, "{who}: assignment()");
     records
 }
 
 fn all_partitions(topic: &str, partitions: i32) -> BTreeSet<TopicPartition> {
-    (0..partitions)
-        .map(|p| TopicPartition::new(topic, p))
-        .collect()
+    (0..partitions).map(|p| TopicPartition::new(topic, p)).collect()
 }
 
 /// Next offset to read per partition after `records`.
@@ -218,10 +172,8 @@ pub(crate) async fn consumed_records_are_intact_and_committed_ones_are_not_redel
     let topic = create_topic(&*log, "intact", partitions).await;
     let group = unique_name("intact");
     let timestamp = now_ms() - 60_000;
-    let first: Vec<_> = keys_covering("first", partitions, 30)
-        .iter()
-        .map(|k| outgoing(&topic, k, Some(timestamp)))
-        .collect();
+    let first: Vec<_> =
+        keys_covering("first", partitions, 30).iter().map(|k| outgoing(&topic, k, Some(timestamp))).collect();
     let published = publish(&*log, first).await;
 
     let mut expected_next: HashMap<i32, i64> = HashMap::new();
@@ -233,22 +185,13 @@ pub(crate) async fn consumed_records_are_intact_and_committed_ones_are_not_redel
             record.key
         );
         let next = expected_next.entry(*partition).or_insert(0);
-        assert_eq!(
-            *offset, *next,
-            "offsets of partition {partition} are dense from 0, in publish order"
-        );
+        assert_eq!(*offset, *next, "offsets of partition {partition} are dense from 0, in publish order");
         *next += 1;
     }
 
     let mut consumer = subscribe(&*log, &group, &[&topic]).await;
     let mut member = Member::default();
-    let records = consume(
-        &mut *consumer,
-        &mut member,
-        published.len(),
-        "first consumer",
-    )
-    .await;
+    let records = consume(&mut *consumer, &mut member, published.len(), "first consumer").await;
     let by_position: HashMap<(i32, i64), &OutgoingRecord> =
         published.iter().map(|(r, p, o)| ((*p, *o), r)).collect();
     let mut seen = BTreeSet::new();
@@ -261,46 +204,19 @@ pub(crate) async fn consumed_records_are_intact_and_committed_ones_are_not_redel
         );
         let sent = by_position
             .get(&(record.partition, record.offset))
-            .unwrap_or_else(|| {
-                panic!(
-                    "unexpected record at {}@{}",
-                    record.partition, record.offset
-                )
-            });
+            .unwrap_or_else(|| panic!("unexpected record at {}@{}", record.partition, record.offset));
         assert_eq!(record.topic, topic);
-        assert_eq!(
-            record.key, sent.key,
-            "key at {}@{}",
-            record.partition, record.offset
-        );
-        assert_eq!(
-            record.payload, sent.payload,
-            "payload at {}@{}",
-            record.partition, record.offset
-        );
-        assert_eq!(
-            record.timestamp_ms, timestamp,
-            "timestamp at {}@{}",
-            record.partition, record.offset
-        );
+        assert_eq!(record.key, sent.key, "key at {}@{}", record.partition, record.offset);
+        assert_eq!(record.payload, sent.payload, "payload at {}@{}", record.partition, record.offset);
+        assert_eq!(record.timestamp_ms, timestamp, "timestamp at {}@{}", record.partition, record.offset);
         assert_eq!(record.partition, partition_for_key(&record.key, partitions));
     }
 
     let offsets: Vec<(TopicPartition, i64)> = next_offsets(&records).into_iter().collect();
-    consumer
-        .commit(&offsets)
-        .await
-        .expect("commit of consumed records");
+    consumer.commit(&offsets).await.expect("commit of consumed records");
     for (tp, offset) in &offsets {
-        let committed = log
-            .committed_offset(&group, tp)
-            .await
-            .expect("committed offset");
-        assert_eq!(
-            committed,
-            Some(*offset),
-            "committed offset of {tp:?} right after commit returned"
-        );
+        let committed = log.committed_offset(&group, tp).await.expect("committed offset");
+        assert_eq!(committed, Some(*offset), "committed offset of {tp:?} right after commit returned");
     }
     consumer.close().await.expect("close");
 
@@ -308,32 +224,15 @@ pub(crate) async fn consumed_records_are_intact_and_committed_ones_are_not_redel
     // partition; once all of it has arrived, nothing earlier can still come.
     let mut consumer = subscribe(&*log, &group, &[&topic]).await;
     let mut member = Member::default();
-    await_assignment(
-        &mut *consumer,
-        &mut member,
-        &all_partitions(&topic, partitions),
-        "second consumer",
-    )
-    .await;
-    let second: Vec<_> = keys_covering("second", partitions, 9)
-        .iter()
-        .map(|k| outgoing(&topic, k, None))
-        .collect();
+    await_assignment(&mut *consumer, &mut member, &all_partitions(&topic, partitions), "second consumer")
+        .await;
+    let second: Vec<_> =
+        keys_covering("second", partitions, 9).iter().map(|k| outgoing(&topic, k, None)).collect();
     let published_second = publish(&*log, second).await;
-    let records = consume(
-        &mut *consumer,
-        &mut member,
-        published_second.len(),
-        "second consumer",
-    )
-    .await;
-    let expected: BTreeSet<(i32, i64)> =
-        published_second.iter().map(|(_, p, o)| (*p, *o)).collect();
+    let records = consume(&mut *consumer, &mut member, published_second.len(), "second consumer").await;
+    let expected: BTreeSet<(i32, i64)> = published_second.iter().map(|(_, p, o)| (*p, *o)).collect();
     let got: BTreeSet<(i32, i64)> = records.iter().map(|r| (r.partition, r.offset)).collect();
-    assert_eq!(
-        got, expected,
-        "only the records published after the commit arrive, each once"
-    );
+    assert_eq!(got, expected, "only the records published after the commit arrive, each once");
     assert_eq!(records.len(), expected.len(), "no duplicates");
     consumer.close().await.expect("close");
 }
@@ -343,15 +242,11 @@ pub(crate) async fn equal_keys_are_co_partitioned_across_topics(log: Arc<dyn Eve
     let impressions = create_topic(&*log, "impressions", partitions).await;
     let plays = create_topic(&*log, "plays", partitions).await;
     let keys = keys_covering("request", partitions, 50);
-    let records: Vec<_> = keys
-        .iter()
-        .flat_map(|k| [outgoing(&impressions, k, None), outgoing(&plays, k, None)])
-        .collect();
+    let records: Vec<_> =
+        keys.iter().flat_map(|k| [outgoing(&impressions, k, None), outgoing(&plays, k, None)]).collect();
     let published = publish(&*log, records).await;
     for pair in published.chunks(2) {
-        let [(impression, on_impressions, _), (play, on_plays, _)] = pair else {
-            unreachable!("pairs")
-        };
+        let [(impression, on_impressions, _), (play, on_plays, _)] = pair else { unreachable!("pairs") };
         assert_eq!(impression.key, play.key);
         assert_eq!(
             on_impressions, on_plays,
@@ -367,16 +262,12 @@ pub(crate) async fn equal_keys_are_co_partitioned_across_topics(log: Arc<dyn Eve
     }
 }
 
-pub(crate) async fn two_members_split_partitions_and_consume_each_record_once(
-    log: Arc<dyn EventLog>,
-) {
+pub(crate) async fn two_members_split_partitions_and_consume_each_record_once(log: Arc<dyn EventLog>) {
     let partitions = 4;
     let topic = create_topic(&*log, "split", partitions).await;
     let group = unique_name("split");
-    let first: Vec<_> = keys_covering("first", partitions, 40)
-        .iter()
-        .map(|k| outgoing(&topic, k, None))
-        .collect();
+    let first: Vec<_> =
+        keys_covering("first", partitions, 40).iter().map(|k| outgoing(&topic, k, None)).collect();
     let total_first = publish(&*log, first).await.len();
 
     // Every record is committed right after it is received (see `step`).
@@ -385,18 +276,8 @@ pub(crate) async fn two_members_split_partitions_and_consume_each_record_once(
     let mut first_member = Member::default();
     let deadline = tokio::time::Instant::now() + DEADLINE;
     while committed.len() < 10 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "first consumer committed only {}",
-            committed.len()
-        );
-        step(
-            "first",
-            &mut *first_consumer,
-            &mut first_member,
-            &mut committed,
-        )
-        .await;
+        assert!(tokio::time::Instant::now() < deadline, "first consumer committed only {}", committed.len());
+        step("first", &mut *first_consumer, &mut first_member, &mut committed).await;
     }
 
     let mut second_consumer = subscribe(&*log, &group, &[&topic]).await;
@@ -407,11 +288,7 @@ pub(crate) async fn two_members_split_partitions_and_consume_each_record_once(
         let split = !first_member.assigned.is_empty()
             && !second_member.assigned.is_empty()
             && first_member.assigned.is_disjoint(&second_member.assigned)
-            && first_member
-                .assigned
-                .union(&second_member.assigned)
-                .cloned()
-                .collect::<BTreeSet<_>>()
+            && first_member.assigned.union(&second_member.assigned).cloned().collect::<BTreeSet<_>>()
                 == everything;
         if split && committed.len() == total_first {
             break;
@@ -423,76 +300,32 @@ pub(crate) async fn two_members_split_partitions_and_consume_each_record_once(
             second_member.assigned,
             committed.len()
         );
-        step(
-            "first",
-            &mut *first_consumer,
-            &mut first_member,
-            &mut committed,
-        )
-        .await;
-        step(
-            "second",
-            &mut *second_consumer,
-            &mut second_member,
-            &mut committed,
-        )
-        .await;
+        step("first", &mut *first_consumer, &mut first_member, &mut committed).await;
+        step("second", &mut *second_consumer, &mut second_member, &mut committed).await;
     }
-    assert!(
-        first_member.revoked_events > 0,
-        "the first member gave partitions up through a Revoked event"
-    );
-    assert!(
-        second_member.assigned_events > 0,
-        "the second member got partitions through an Assigned event"
-    );
+    assert!(first_member.revoked_events > 0, "the first member gave partitions up through a Revoked event");
+    assert!(second_member.assigned_events > 0, "the second member got partitions through an Assigned event");
 
     // Both members now read: records on every partition reach their owner only.
     let mut highs_before = BTreeMap::new();
     for tp in &everything {
         highs_before.insert(tp.clone(), log.watermarks(tp).await.expect("watermarks").1);
     }
-    let second: Vec<_> = keys_covering("second", partitions, 40)
-        .iter()
-        .map(|k| outgoing(&topic, k, None))
-        .collect();
+    let second: Vec<_> =
+        keys_covering("second", partitions, 40).iter().map(|k| outgoing(&topic, k, None)).collect();
     let total = total_first + publish(&*log, second).await.len();
     let deadline = tokio::time::Instant::now() + DEADLINE;
     while committed.len() < total {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{} of {total} committed",
-            committed.len()
-        );
-        step(
-            "first",
-            &mut *first_consumer,
-            &mut first_member,
-            &mut committed,
-        )
-        .await;
-        step(
-            "second",
-            &mut *second_consumer,
-            &mut second_member,
-            &mut committed,
-        )
-        .await;
+        assert!(tokio::time::Instant::now() < deadline, "{} of {total} committed", committed.len());
+        step("first", &mut *first_consumer, &mut first_member, &mut committed).await;
+        step("second", &mut *second_consumer, &mut second_member, &mut committed).await;
     }
     let owners: BTreeSet<&str> = committed.values().copied().collect();
-    assert_eq!(
-        owners,
-        BTreeSet::from(["first", "second"]),
-        "both members consumed"
-    );
+    assert_eq!(owners, BTreeSet::from(["first", "second"]), "both members consumed");
     for ((partition, offset), who) in &committed {
         let tp = TopicPartition::new(topic.clone(), *partition);
         if *offset >= highs_before[&tp] {
-            let owner = if first_member.assigned.contains(&tp) {
-                "first"
-            } else {
-                "second"
-            };
+            let owner = if first_member.assigned.contains(&tp) { "first" } else { "second" };
             assert_eq!(
                 *who, owner,
                 "{tp:?}@{offset} published after the split went to the partition's owner"
@@ -519,25 +352,15 @@ async fn step(
     member: &mut Member,
     committed: &mut BTreeMap<(i32, i64), &'static str>,
 ) {
-    let Some(event) = consumer
-        .poll(POLL)
-        .await
-        .unwrap_or_else(|e| panic!("{who}: poll failed: {e}"))
-    else {
+    let Some(event) = consumer.poll(POLL).await.unwrap_or_else(|e| panic!("{who}: poll failed: {e}")) else {
         return;
     };
     member.observe(&event, who);
     if let ConsumerEvent::Record(r) = event {
-        match consumer
-            .commit(&[(r.topic_partition(), r.offset + 1)])
-            .await
-        {
+        match consumer.commit(&[(r.topic_partition(), r.offset + 1)]).await {
             Ok(()) => {
                 if let Some(other) = committed.insert((r.partition, r.offset), who) {
-                    panic!(
-                        "{}@{} committed by {other} and again by {who}",
-                        r.partition, r.offset
-                    );
+                    panic!("{}@{} committed by {other} and again by {who}", r.partition, r.offset);
                 }
             }
             Err(Error::Group(reason)) => {
@@ -552,10 +375,8 @@ pub(crate) async fn seek_right_after_assignment_replays(log: Arc<dyn EventLog>) 
     let partitions = 2;
     let topic = create_topic(&*log, "seek_assign", partitions).await;
     let group = unique_name("seek_assign");
-    let records: Vec<_> = keys_covering("k", partitions, 20)
-        .iter()
-        .map(|k| outgoing(&topic, k, None))
-        .collect();
+    let records: Vec<_> =
+        keys_covering("k", partitions, 20).iter().map(|k| outgoing(&topic, k, None)).collect();
     let published = publish(&*log, records).await;
     let mut per_partition: BTreeMap<i32, i64> = BTreeMap::new();
     for (_, partition, _) in &published {
@@ -569,36 +390,20 @@ pub(crate) async fn seek_right_after_assignment_replays(log: Arc<dyn EventLog>) 
     // The group's position is at offset 2 of each partition...
     let mut consumer = subscribe(&*log, &group, &[&topic]).await;
     let mut member = Member::default();
-    await_assignment(
-        &mut *consumer,
-        &mut member,
-        &all_partitions(&topic, partitions),
-        "committer",
-    )
-    .await;
-    let at_two: Vec<_> = all_partitions(&topic, partitions)
-        .into_iter()
-        .map(|tp| (tp, 2))
-        .collect();
+    await_assignment(&mut *consumer, &mut member, &all_partitions(&topic, partitions), "committer").await;
+    let at_two: Vec<_> = all_partitions(&topic, partitions).into_iter().map(|tp| (tp, 2)).collect();
     consumer.commit(&at_two).await.expect("commit");
     consumer.close().await.expect("close");
 
     // ...but the next member seeks to 1 the moment each partition is assigned, before
     // librdkafka has started fetching it.
     let mut consumer = subscribe(&*log, &group, &[&topic]).await;
-    let expected: usize = per_partition
-        .values()
-        .map(|n| usize::try_from(n - 1).expect("positive"))
-        .sum();
+    let expected: usize = per_partition.values().map(|n| usize::try_from(n - 1).expect("positive")).sum();
     let deadline = tokio::time::Instant::now() + DEADLINE;
     let mut records: Vec<Record> = Vec::new();
     let mut member = Member::default();
     while records.len() < expected {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{} of {expected} replayed records",
-            records.len()
-        );
+        assert!(tokio::time::Instant::now() < deadline, "{} of {expected} replayed records", records.len());
         let Some(event) = consumer.poll(POLL).await.expect("poll") else {
             continue;
         };
@@ -617,11 +422,8 @@ pub(crate) async fn seek_right_after_assignment_replays(log: Arc<dyn EventLog>) 
         }
     }
     for (partition, count) in &per_partition {
-        let offsets: Vec<i64> = records
-            .iter()
-            .filter(|r| r.partition == *partition)
-            .map(|r| r.offset)
-            .collect();
+        let offsets: Vec<i64> =
+            records.iter().filter(|r| r.partition == *partition).map(|r| r.offset).collect();
         assert_eq!(
             offsets,
             (1..*count).collect::<Vec<_>>(),
@@ -634,25 +436,17 @@ pub(crate) async fn seek_right_after_assignment_replays(log: Arc<dyn EventLog>) 
 pub(crate) async fn seek_mid_stream_rewinds(log: Arc<dyn EventLog>) {
     let topic = create_topic(&*log, "seek_mid", 1).await;
     let group = unique_name("seek_mid");
-    let records: Vec<_> = (0..10)
-        .map(|i| outgoing(&topic, &format!("k{i}"), None))
-        .collect();
+    let records: Vec<_> = (0..10).map(|i| outgoing(&topic, &format!("k{i}"), None)).collect();
     publish(&*log, records).await;
     let mut consumer = subscribe(&*log, &group, &[&topic]).await;
     let mut member = Member::default();
     let first = consume(&mut *consumer, &mut member, 10, "reader").await;
-    assert_eq!(
-        first.iter().map(|r| r.offset).collect::<Vec<_>>(),
-        (0..10).collect::<Vec<_>>()
-    );
+    assert_eq!(first.iter().map(|r| r.offset).collect::<Vec<_>>(), (0..10).collect::<Vec<_>>());
 
     let tp = TopicPartition::new(topic.clone(), 0);
     consumer.seek(&tp, 3).await.expect("seek back");
     let again = consume(&mut *consumer, &mut member, 7, "reader").await;
-    assert_eq!(
-        again.iter().map(|r| r.offset).collect::<Vec<_>>(),
-        (3..10).collect::<Vec<_>>()
-    );
+    assert_eq!(again.iter().map(|r| r.offset).collect::<Vec<_>>(), (3..10).collect::<Vec<_>>());
     for (before, after) in first[3..].iter().zip(&again) {
         assert_eq!(before, after, "replayed record differs");
     }
@@ -661,19 +455,10 @@ pub(crate) async fn seek_mid_stream_rewinds(log: Arc<dyn EventLog>) {
 
 pub(crate) async fn topic_administration(log: Arc<dyn EventLog>) {
     let name = unique_name("admin");
-    let spec = TopicSpec {
-        name: name.clone(),
-        partitions: 5,
-        replication: 1,
-    };
-    log.create_topics(&[spec.clone()]).await.expect("create");
-    log.create_topics(&[spec.clone()])
-        .await
-        .expect("creating an existing topic again is fine");
-    assert_eq!(
-        log.partition_count(&name).await.expect("partition count"),
-        5
-    );
+    let spec = TopicSpec { name: name.clone(), partitions: 5, replication: 1 };
+    log.create_topics(std::slice::from_ref(&spec)).await.expect("create");
+    log.create_topics(std::slice::from_ref(&spec)).await.expect("creating an existing topic again is fine");
+    assert_eq!(log.partition_count(&name).await.expect("partition count"), 5);
 
     let missing = unique_name("missing");
     match log.partition_count(&missing).await {
@@ -681,21 +466,11 @@ pub(crate) async fn topic_administration(log: Arc<dyn EventLog>) {
         other => panic!("partition count of a missing topic: expected UnknownTopic, got {other:?}"),
     }
 
-    match log
-        .create_topics(&[TopicSpec {
-            partitions: 3,
-            ..spec
-        }])
-        .await
-    {
-        Err(Error::PartitionMismatch {
-            topic,
-            actual: 5,
-            expected: 3,
-        }) => assert_eq!(topic, name),
-        other => panic!(
-            "re-creating with another partition count: expected PartitionMismatch, got {other:?}"
-        ),
+    match log.create_topics(&[TopicSpec { partitions: 3, ..spec }]).await {
+        Err(Error::PartitionMismatch { topic, actual: 5, expected: 3 }) => assert_eq!(topic, name),
+        other => {
+            panic!("re-creating with another partition count: expected PartitionMismatch, got {other:?}")
+        }
     }
     log.create_topics(&[]).await.expect("nothing to create");
 }
@@ -703,73 +478,47 @@ pub(crate) async fn topic_administration(log: Arc<dyn EventLog>) {
 pub(crate) async fn watermarks_and_offsets_for_times(log: Arc<dyn EventLog>) {
     let topic = create_topic(&*log, "times", 1).await;
     let tp = TopicPartition::new(topic.clone(), 0);
-    assert_eq!(
-        log.watermarks(&tp)
-            .await
-            .expect("watermarks of an empty partition"),
-        (0, 0)
-    );
-    assert_eq!(
-        log.offset_for_time(&tp, 0)
-            .await
-            .expect("offset for time on empty"),
-        None
-    );
+    assert_eq!(log.watermarks(&tp).await.expect("watermarks of an empty partition"), (0, 0));
+    let on_empty = log.offset_for_time(&tp, 0).await.expect("offset for time on empty");
 
     // Recent timestamps: brokers may expire records older than their retention.
     let base = now_ms() - 60_000;
-    let records = (0..3)
-        .map(|i| outgoing(&topic, &format!("k{i}"), Some(base + i * 1000)))
-        .collect();
+    let records = (0..3).map(|i| outgoing(&topic, &format!("k{i}"), Some(base + i * 1000))).collect();
     publish(&*log, records).await;
     assert_eq!(log.watermarks(&tp).await.expect("watermarks"), (0, 3));
 
-    for (timestamp, expected) in [
-        (0, Some(0)),
-        (base, Some(0)),
-        (base + 1, Some(1)),
-        (base + 1500, Some(2)),
-        (base + 2000, Some(2)),
-        (base + 2001, None),
-    ] {
-        assert_eq!(
-            log.offset_for_time(&tp, timestamp)
-                .await
-                .expect("offset for time"),
-            expected,
-            "at {timestamp}"
-        );
+    let queries = [0, base, base + 1, base + 1500, base + 2000, base + 2001];
+    let mut answers = Vec::new();
+    for timestamp in queries {
+        answers.push(log.offset_for_time(&tp, timestamp).await.expect("offset for time"));
     }
+    assert_eq!(
+        answers,
+        [Some(0), Some(0), Some(1), Some(2), Some(2), None],
+        "offsets for times {queries:?} (base {base})"
+    );
+    assert_eq!(on_empty, None, "no offset for any time in an empty partition");
 
     let missing = TopicPartition::new(unique_name("missing"), 0);
-    assert!(
-        matches!(log.watermarks(&missing).await, Err(Error::UnknownTopic(_))),
-        "watermarks of a missing topic are UnknownTopic"
-    );
+    match log.watermarks(&missing).await {
+        Err(Error::UnknownTopic(topic)) => assert_eq!(topic, missing.topic),
+        other => panic!("watermarks of a missing topic: expected UnknownTopic, got {other:?}"),
+    }
 }
 
 pub(crate) async fn committed_offsets_are_per_group(log: Arc<dyn EventLog>) {
     let topic = create_topic(&*log, "groups", 1).await;
     let tp = TopicPartition::new(topic.clone(), 0);
-    let records = (0..4)
-        .map(|i| outgoing(&topic, &format!("k{i}"), None))
-        .collect();
+    let records = (0..4).map(|i| outgoing(&topic, &format!("k{i}"), None)).collect();
     publish(&*log, records).await;
     let (one, two) = (unique_name("one"), unique_name("two"));
-    assert_eq!(
-        log.committed_offset(&one, &tp).await.expect("committed"),
-        None,
-        "nothing committed yet"
-    );
+    assert_eq!(log.committed_offset(&one, &tp).await.expect("committed"), None, "nothing committed yet");
 
     let mut consumer = subscribe(&*log, &one, &[&topic]).await;
     let mut member = Member::default();
     consume(&mut *consumer, &mut member, 2, "one").await;
     consumer.commit(&[(tp.clone(), 2)]).await.expect("commit");
-    assert_eq!(
-        log.committed_offset(&one, &tp).await.expect("committed"),
-        Some(2)
-    );
+    assert_eq!(log.committed_offset(&one, &tp).await.expect("committed"), Some(2));
     assert_eq!(
         log.committed_offset(&two, &tp).await.expect("committed"),
         None,
@@ -803,31 +552,17 @@ pub(crate) async fn commit_of_unassigned_partition_is_a_group_error(log: Arc<dyn
     let group = unique_name("unassigned");
     let mut consumer = subscribe(&*log, &group, &[&topic]).await;
     let mut member = Member::default();
-    await_assignment(
-        &mut *consumer,
-        &mut member,
-        &all_partitions(&topic, 1),
-        "member",
-    )
-    .await;
-    match consumer
-        .commit(&[(TopicPartition::new(other.clone(), 0), 1)])
-        .await
-    {
+    await_assignment(&mut *consumer, &mut member, &all_partitions(&topic, 1), "member").await;
+    match consumer.commit(&[(TopicPartition::new(other.clone(), 0), 1)]).await {
         Err(Error::Group(_)) => {}
-        result => panic!(
-            "commit for a partition of an unsubscribed topic: expected a Group error, got {result:?}"
-        ),
+        result => {
+            panic!("commit for a partition of an unsubscribed topic: expected a Group error, got {result:?}")
+        }
     }
     match consumer.seek(&TopicPartition::new(other, 0), 0).await {
         Err(Error::Group(_)) => {}
         result => panic!("seek of an unassigned partition: expected a Group error, got {result:?}"),
     }
-    assert_eq!(
-        log.committed_offset(&group, &TopicPartition::new(topic, 0))
-            .await
-            .expect("committed"),
-        None
-    );
+    assert_eq!(log.committed_offset(&group, &TopicPartition::new(topic, 0)).await.expect("committed"), None);
     consumer.close().await.expect("close");
 }
