@@ -2,11 +2,13 @@
 //!
 //! [`KafkaLog`] owns one idempotent producer, one admin client and one group-less
 //! consumer for metadata, watermarks and offsets-for-times; [`KafkaLog::subscribe`]
-//! creates a [`KafkaConsumer`] per group member. librdkafka calls that block (metadata,
+//! creates a [`KafkaConsumer`] per group member and [`KafkaLog::reader`] a group-less
+//! [`KafkaReader`]. librdkafka calls that block (metadata,
 //! watermarks, committed offsets, synchronous commits, seeks, closing a consumer) run
 //! on tokio's blocking pool so they never stall the async executor.
 
 mod consumer;
+mod reader;
 mod times;
 
 use std::sync::Arc;
@@ -22,7 +24,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 pub use self::consumer::KafkaConsumer;
-use crate::{Consumer, Delivery, Error, EventLog, OutgoingRecord, Result, TopicPartition, TopicSpec};
+pub use self::reader::KafkaReader;
+use crate::{Consumer, Delivery, Error, EventLog, OutgoingRecord, Reader, Result, TopicPartition, TopicSpec};
 
 /// How to reach the Kafka cluster.
 #[derive(Clone)]
@@ -450,5 +453,20 @@ impl EventLog for KafkaLog {
             Ok(offset_value(offset))
         })
         .await
+    }
+
+    async fn reader(&self) -> Result<Box<dyn Reader>> {
+        let group = reader::dummy_group(&self.config.client_id);
+        // The group's offsets are never read (every assignment has an explicit offset)
+        // nor written; `earliest` only matters if retention overtakes a clamped start.
+        let config = self.config.client_config(&[
+            ("group.id", group.clone()),
+            ("enable.auto.commit", "false".to_owned()),
+            ("enable.auto.offset.store", "false".to_owned()),
+            ("auto.offset.reset", "earliest".to_owned()),
+            ("allow.auto.create.topics", "false".to_owned()),
+        ]);
+        let reader = KafkaReader::create(&config, Arc::clone(&self.meta), group, self.config.timeout)?;
+        Ok(Box::new(reader))
     }
 }

@@ -4,7 +4,8 @@
 //! distributed deployment and [`memory::MemoryLog`] for the embedded one. Both give the
 //! semantics nearline relies on: records partitioned by a hash of their key, consumer
 //! groups with per-group committed offsets that move only when the caller commits,
-//! seeking, watermarks and offsets-for-times. One conformance suite
+//! seeking, watermarks and offsets-for-times, and group-less [`Reader`]s that read
+//! chosen partitions from offsets the caller keeps. One conformance suite
 //! (`tests/conformance.rs`) runs against both.
 
 use std::time::Duration;
@@ -176,6 +177,9 @@ pub trait EventLog: Send + Sync + std::fmt::Debug {
 
     /// Offset committed by `group` for a partition, if any.
     async fn committed_offset(&self, group: &str, tp: &TopicPartition) -> Result<Option<i64>>;
+
+    /// A [`Reader`] with nothing assigned yet.
+    async fn reader(&self) -> Result<Box<dyn Reader>>;
 }
 
 /// A member of a consumer group.
@@ -195,4 +199,28 @@ pub trait Consumer: Send + std::fmt::Debug {
 
     /// Leaves the group so its partitions move to the other members at once.
     async fn close(self: Box<Self>) -> Result<()>;
+}
+
+/// Reads chosen partitions from chosen offsets, outside any consumer group; never commits.
+///
+/// Records of one partition come in offset order. Nothing of a partition is returned
+/// after [`Reader::unassign`] of it returns, and after [`Reader::assign`] the first
+/// record of the partition returned is the one at the (clamped) offset asked for.
+#[async_trait]
+pub trait Reader: Send + std::fmt::Debug {
+    /// Starts (or restarts) reading `tp` at `offset` (clamped to the retained range: an
+    /// offset before the low watermark reads from the low watermark; at or past the high
+    /// watermark waits for new records).
+    async fn assign(&mut self, tp: &TopicPartition, offset: i64) -> Result<()>;
+
+    /// Stops reading `tp`; records of it already buffered are dropped. Unassigning a
+    /// partition that is not assigned does nothing.
+    async fn unassign(&mut self, tp: &TopicPartition) -> Result<()>;
+
+    /// Partitions being read.
+    fn assignment(&self) -> Vec<TopicPartition>;
+
+    /// Waits up to `timeout` for the next record of an assigned partition; `None` when
+    /// none arrived in time.
+    async fn poll(&mut self, timeout: Duration) -> Result<Option<Record>>;
 }

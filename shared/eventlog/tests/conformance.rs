@@ -1,11 +1,14 @@
 //! One conformance suite for both event logs.
 //!
-//! Every scenario in `conformance/scenarios.rs` is written once against
+//! Every scenario in `conformance/scenarios.rs` (consumer groups, topics, offsets) and
+//! `conformance/reader.rs` (group-less readers) is written once against
 //! `Arc<dyn EventLog>` and run twice: on the in-process [`MemoryLog`] and on
 //! [`KafkaLog`] against the test broker at `NEARLINE_TEST_KAFKA`. Each run uses its own
 //! topics and groups, so tests are independent and may run in parallel.
 
-// Scenarios live in their own file; `tests/` roots resolve modules beside themselves.
+// Scenarios live in their own files; `tests/` roots resolve modules beside themselves.
+#[path = "conformance/reader.rs"]
+mod reader;
 #[path = "conformance/scenarios.rs"]
 mod scenarios;
 
@@ -27,14 +30,15 @@ fn kafka_log() -> Arc<dyn EventLog> {
     Arc::new(KafkaLog::connect(config).expect("Kafka clients are created without contacting the broker"))
 }
 
-/// Generates, for each scenario, one test per backend: `memory::NAME` and `kafka::NAME`.
+/// Generates, for each `module::scenario`, one test per backend: `memory::scenario` and
+/// `kafka::scenario`.
 macro_rules! conformance {
-    ($($scenario:ident),* $(,)?) => {
+    ($($module:ident::$scenario:ident),* $(,)?) => {
         mod memory {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $scenario() {
-                    super::scenarios::$scenario(super::memory_log()).await;
+                    super::$module::$scenario(super::memory_log()).await;
                 }
             )*
         }
@@ -43,7 +47,7 @@ macro_rules! conformance {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $scenario() {
-                    super::scenarios::$scenario(super::kafka_log()).await;
+                    super::$module::$scenario(super::kafka_log()).await;
                 }
             )*
         }
@@ -51,13 +55,18 @@ macro_rules! conformance {
 }
 
 conformance!(
-    consumed_records_are_intact_and_committed_ones_are_not_redelivered,
-    equal_keys_are_co_partitioned_across_topics,
-    two_members_split_partitions_and_consume_each_record_once,
-    seek_right_after_assignment_replays,
-    seek_mid_stream_rewinds,
-    topic_administration,
-    watermarks_and_offsets_for_times,
-    committed_offsets_are_per_group,
-    commit_of_unassigned_partition_is_a_group_error,
+    scenarios::consumed_records_are_intact_and_committed_ones_are_not_redelivered,
+    scenarios::equal_keys_are_co_partitioned_across_topics,
+    scenarios::two_members_split_partitions_and_consume_each_record_once,
+    scenarios::seek_right_after_assignment_replays,
+    scenarios::seek_mid_stream_rewinds,
+    scenarios::topic_administration,
+    scenarios::watermarks_and_offsets_for_times,
+    scenarios::committed_offsets_are_per_group,
+    scenarios::commit_of_unassigned_partition_is_a_group_error,
+    reader::reader_from_a_middle_offset_reads_the_rest_in_order,
+    reader::reader_reads_every_record_of_two_partitions,
+    reader::reader_unassign_stops_one_partition_and_the_other_goes_on,
+    reader::reader_reassign_at_an_earlier_offset_replays,
+    reader::reader_offsets_are_clamped_to_the_retained_range,
 );

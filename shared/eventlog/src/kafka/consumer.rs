@@ -69,7 +69,8 @@ fn partitions(list: &TopicPartitionList) -> Vec<TopicPartition> {
     list.elements().iter().map(|e| TopicPartition::new(e.topic(), e.partition())).collect()
 }
 
-fn to_record(message: &BorrowedMessage<'_>) -> Record {
+/// Copies a librdkafka message out into a [`Record`].
+pub(super) fn to_record(message: &BorrowedMessage<'_>) -> Record {
     Record {
         topic: message.topic().to_owned(),
         partition: message.partition(),

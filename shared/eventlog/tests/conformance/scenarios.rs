@@ -17,11 +17,11 @@ use nearline_eventlog::{
 use nearline_testkit::{unique_name, wait_for};
 
 /// How long any one condition may take to come true before the test fails.
-const DEADLINE: Duration = Duration::from_secs(90);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(90);
 /// One poll's wait; short so that several consumers can be driven from one task.
-const POLL: Duration = Duration::from_millis(100);
+pub(crate) const POLL: Duration = Duration::from_millis(100);
 
-async fn create_topic(log: &dyn EventLog, prefix: &str, partitions: i32) -> String {
+pub(crate) async fn create_topic(log: &dyn EventLog, prefix: &str, partitions: i32) -> String {
     let name = unique_name(prefix);
     log.create_topics(&[TopicSpec { name: name.clone(), partitions, replication: 1 }])
         .await
@@ -49,7 +49,7 @@ fn keys_covering(prefix: &str, partitions: i32, min: usize) -> Vec<String> {
     keys
 }
 
-fn outgoing(topic: &str, key: &str, timestamp_ms: Option<i64>) -> OutgoingRecord {
+pub(crate) fn outgoing(topic: &str, key: &str, timestamp_ms: Option<i64>) -> OutgoingRecord {
     OutgoingRecord {
         topic: topic.to_owned(),
         key: Bytes::from(key.to_owned()),
@@ -58,7 +58,10 @@ fn outgoing(topic: &str, key: &str, timestamp_ms: Option<i64>) -> OutgoingRecord
     }
 }
 
-async fn publish(log: &dyn EventLog, records: Vec<OutgoingRecord>) -> Vec<(OutgoingRecord, i32, i64)> {
+pub(crate) async fn publish(
+    log: &dyn EventLog,
+    records: Vec<OutgoingRecord>,
+) -> Vec<(OutgoingRecord, i32, i64)> {
     let deliveries = log.publish(records.clone()).await.unwrap_or_else(|e| panic!("publishing: {e}"));
     assert_eq!(deliveries.len(), records.len(), "one delivery per record");
     records.into_iter().zip(deliveries).map(|(r, d)| (r, d.partition, d.offset)).collect()
