@@ -1,0 +1,184 @@
+//! From log records to join inputs, and from join outputs to log records.
+
+use bytes::Bytes;
+use nearline_eventlog::{OutgoingRecord, Record};
+use nearline_proto::events::v1 as pb;
+use prost::Message as _;
+
+use crate::join::{self, Event, Input, Late, Outcome, Source};
+
+/// A record that is not a valid event of its topic; it is skipped and counted.
+#[derive(Debug, thiserror::Error)]
+#[error("record {topic}/{partition}@{offset} is not a valid {expected}: {reason}")]
+pub struct DecodeError {
+    /// Topic of the record.
+    pub topic: String,
+    /// Partition of the record.
+    pub partition: i32,
+    /// Offset of the record.
+    pub offset: i64,
+    /// What it should have been.
+    pub expected: &'static str,
+    /// Why it is not.
+    pub reason: String,
+}
+
+/// Decodes a record of `source`'s topic into a join input.
+pub fn input(record: &Record, source: Source) -> Result<Input, DecodeError> {
+    let error = |expected: &'static str, reason: String| DecodeError {
+        topic: record.topic.clone(),
+        partition: record.partition,
+        offset: record.offset,
+        expected,
+        reason,
+    };
+    let event = match source {
+        Source::Impressions => {
+            let i = pb::Impression::decode(record.payload.as_ref())
+                .map_err(|e| error("nearline.events.v1.Impression", e.to_string()))?;
+            Event::Impression(impression(i))
+        }
+        Source::Plays => {
+            let p = pb::Play::decode(record.payload.as_ref())
+                .map_err(|e| error("nearline.events.v1.Play", e.to_string()))?;
+            Event::Play(play(p))
+        }
+    };
+    Ok(Input { offset: record.offset, event })
+}
+
+fn impression(i: pb::Impression) -> join::Impression {
+    join::Impression {
+        request_id: i.request_id,
+        member_id: i.member_id,
+        video_id: i.video_id,
+        artwork_id: i.artwork_id,
+        canvas: i.canvas,
+        country: i.country,
+        device: i.device,
+        region: i.region,
+        event_time_ms: i.event_time_ms,
+        explore: i.explore.map(|e| join::Explore {
+            policy: e.policy,
+            model_version: e.model_version,
+            propensity: e.propensity,
+            explored: e.explored,
+            candidates: e.candidates,
+        }),
+    }
+}
+
+fn play(p: pb::Play) -> join::Play {
+    join::Play {
+        request_id: p.request_id,
+        member_id: p.member_id,
+        video_id: p.video_id,
+        country: p.country,
+        device: p.device,
+        region: p.region,
+        event_time_ms: p.event_time_ms,
+        watch_seconds: p.watch_seconds,
+    }
+}
+
+fn explore_pb(e: &join::Explore) -> pb::Explore {
+    pb::Explore {
+        policy: e.policy.clone(),
+        model_version: e.model_version.clone(),
+        propensity: e.propensity,
+        explored: e.explored,
+        candidates: e.candidates.clone(),
+    }
+}
+
+/// The protobuf event of a join input, as ingest published it.
+pub fn event_pb(event: &Event) -> pb::Event {
+    let kind = match event {
+        Event::Impression(i) => pb::event::Kind::Impression(pb::Impression {
+            event_id: String::new(),
+            request_id: i.request_id.clone(),
+            member_id: i.member_id.clone(),
+            video_id: i.video_id,
+            artwork_id: i.artwork_id.clone(),
+            canvas: i.canvas.clone(),
+            country: i.country.clone(),
+            device: i.device.clone(),
+            region: i.region.clone(),
+            event_time_ms: i.event_time_ms,
+            explore: i.explore.as_ref().map(explore_pb),
+        }),
+        Event::Play(p) => pb::event::Kind::Play(pb::Play {
+            event_id: String::new(),
+            request_id: p.request_id.clone(),
+            member_id: p.member_id.clone(),
+            video_id: p.video_id,
+            country: p.country.clone(),
+            device: p.device.clone(),
+            region: p.region.clone(),
+            event_time_ms: p.event_time_ms,
+            watch_seconds: p.watch_seconds,
+        }),
+    };
+    pb::Event { kind: Some(kind) }
+}
+
+/// The record for `nearline.late.v1`, keyed like its source so it stays co-partitioned.
+pub fn late_record(topic: &str, late: &Late) -> OutgoingRecord {
+    let (request_id, time) = match &late.input.event {
+        Event::Impression(i) => (i.request_id.as_str(), i.event_time_ms),
+        Event::Play(p) => (p.request_id.as_str(), p.event_time_ms),
+    };
+    let message = pb::LateEvent {
+        event: Some(event_pb(&late.input.event)),
+        reason: late.reason.as_str().to_string(),
+        watermark_ms: late.watermark_ms,
+    };
+    OutgoingRecord {
+        topic: topic.to_string(),
+        key: Bytes::copy_from_slice(request_id.as_bytes()),
+        payload: message.encode_to_vec().into(),
+        timestamp_ms: Some(time),
+    }
+}
+
+/// The record for `nearline.outcomes.v1`, keyed by request id.
+pub fn outcome_record(topic: &str, outcome: &Outcome) -> OutgoingRecord {
+    let request_id = outcome.request_id.to_string();
+    let message = pb::Outcome {
+        request_id: request_id.clone(),
+        video_id: outcome.cell.video_id,
+        member_id: outcome.member_id.clone(),
+        canvas: outcome.cell.dims.canvas.to_string(),
+        country: outcome.cell.dims.country.to_string(),
+        device: outcome.cell.dims.device.to_string(),
+        artwork_id: outcome.artwork_id.clone(),
+        explore: Some(explore_pb(&outcome.explore)),
+        played: outcome.played,
+        impression_time_ms: outcome.impression_time_ms,
+        play_time_ms: outcome.play_time_ms,
+    };
+    OutgoingRecord {
+        topic: topic.to_string(),
+        key: Bytes::from(request_id.into_bytes()),
+        payload: message.encode_to_vec().into(),
+        timestamp_ms: Some(outcome.impression_time_ms),
+    }
+}
+
+/// Decodes a late record back into its input (for backfill from `nearline.late.v1`).
+pub fn late_input(record: &Record) -> Result<Input, DecodeError> {
+    let error = |reason: String| DecodeError {
+        topic: record.topic.clone(),
+        partition: record.partition,
+        offset: record.offset,
+        expected: "nearline.events.v1.LateEvent",
+        reason,
+    };
+    let late = pb::LateEvent::decode(record.payload.as_ref()).map_err(|e| error(e.to_string()))?;
+    let event = match late.event.and_then(|e| e.kind) {
+        Some(pb::event::Kind::Impression(i)) => Event::Impression(impression(i)),
+        Some(pb::event::Kind::Play(p)) => Event::Play(play(p)),
+        None => return Err(error("no event inside".into())),
+    };
+    Ok(Input { offset: record.offset, event })
+}

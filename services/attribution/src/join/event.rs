@@ -1,0 +1,134 @@
+//! The join's input: compact domain events, each tagged with its source offset.
+
+/// Exploration metadata a bandit policy attached to the impression it chose.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explore {
+    /// Policy that made the pick.
+    pub policy: String,
+    /// Version of the policy's model.
+    pub model_version: String,
+    /// Probability with which the policy picked this item, in (0, 1].
+    pub propensity: f64,
+    /// True when the pick was exploration rather than the policy's best guess.
+    pub explored: bool,
+    /// Video ids the policy chose from.
+    pub candidates: Vec<i64>,
+}
+
+/// A member saw a title on some canvas of the UI (DESIGN §2).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Impression {
+    /// Id of the UI request that rendered the impression; half of the join key.
+    pub request_id: String,
+    /// Member who saw it.
+    pub member_id: String,
+    /// Title shown; the other half of the join key.
+    pub video_id: i64,
+    /// Artwork shown.
+    pub artwork_id: String,
+    /// Where on the page: billboard, row, search, ...
+    pub canvas: String,
+    /// ISO 3166 alpha-2 country code.
+    pub country: String,
+    /// Device type.
+    pub device: String,
+    /// Region the event was logged in (not part of any key).
+    pub region: String,
+    /// When it happened on the device, ms since the Unix epoch.
+    pub event_time_ms: i64,
+    /// Present when a bandit chose this impression; asks for an outcome.
+    pub explore: Option<Explore>,
+}
+
+/// A member started playing a title (DESIGN §2).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Play {
+    /// Id of the UI request the play was started from.
+    pub request_id: String,
+    /// Member who played.
+    pub member_id: String,
+    /// Title played.
+    pub video_id: i64,
+    /// ISO 3166 alpha-2 country code.
+    pub country: String,
+    /// Device type.
+    pub device: String,
+    /// Region the event was logged in (not part of any key).
+    pub region: String,
+    /// When it happened on the device, ms since the Unix epoch.
+    pub event_time_ms: i64,
+    /// How long the member watched.
+    pub watch_seconds: u32,
+}
+
+/// Either kind of event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// An impression.
+    Impression(Impression),
+    /// A play.
+    Play(Play),
+}
+
+impl Event {
+    /// The event's time on the device, ms since the Unix epoch.
+    pub fn event_time_ms(&self) -> i64 {
+        match self {
+            Event::Impression(i) => i.event_time_ms,
+            Event::Play(p) => p.event_time_ms,
+        }
+    }
+
+    /// The join key: (request_id, video_id).
+    pub fn join_key(&self) -> (&str, i64) {
+        match self {
+            Event::Impression(i) => (&i.request_id, i.video_id),
+            Event::Play(p) => (&p.request_id, p.video_id),
+        }
+    }
+
+    /// The source (topic) this kind of event comes from.
+    pub fn source(&self) -> Source {
+        match self {
+            Event::Impression(_) => Source::Impressions,
+            Event::Play(_) => Source::Plays,
+        }
+    }
+}
+
+/// One input to the join: an event and its offset in its source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Input {
+    /// Offset of the record in its source (the impressions or the plays topic partition).
+    pub offset: i64,
+    /// The event.
+    pub event: Event,
+}
+
+/// The two sources a join state consumes; offsets are per source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    /// `nearline.impressions.v1`.
+    Impressions,
+    /// `nearline.plays.v1`.
+    Plays,
+}
+
+/// An offset per source; `None` where there is none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct SourceOffsets {
+    /// Offset in the impressions partition.
+    pub impressions: Option<i64>,
+    /// Offset in the plays partition.
+    pub plays: Option<i64>,
+}
+
+impl SourceOffsets {
+    /// The offset for one source.
+    pub fn get(&self, source: Source) -> Option<i64> {
+        match source {
+            Source::Impressions => self.impressions,
+            Source::Plays => self.plays,
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The attribution metrics: events in, facts out, late and expired, batch time against
+//! the batch interval, state size and lag per partition (a bounded label set).
+
+use std::time::Duration;
+
+use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+
+use crate::join::{Outputs, Source};
+use crate::worker::PartitionStatus;
+
+/// Registers descriptions; call once at start.
+pub fn describe() {
+    describe_counter!("nearline_attribution_events_total", Unit::Count, "Events read, by source topic.");
+    describe_counter!(
+        "nearline_attribution_undecodable_total",
+        Unit::Count,
+        "Records skipped because they did not decode, by source topic."
+    );
+    describe_counter!(
+        "nearline_attribution_facts_total",
+        Unit::Count,
+        "Set memberships written, by kind (impression, play = joined, unattributed = expired unjoined)."
+    );
+    describe_counter!("nearline_attribution_late_total", Unit::Count, "Events too late for the stream.");
+    describe_counter!(
+        "nearline_attribution_outcomes_total",
+        Unit::Count,
+        "Bandit outcomes emitted, by played."
+    );
+    describe_histogram!(
+        "nearline_attribution_batch_seconds",
+        Unit::Seconds,
+        "Time to apply, publish, write and commit one batch."
+    );
+    describe_gauge!(
+        "nearline_attribution_batch_utilisation",
+        Unit::Count,
+        "Last batch's processing time divided by the batch interval; above 1 the join falls behind."
+    );
+    describe_gauge!(
+        "nearline_attribution_state_entries",
+        Unit::Count,
+        "Retained join state entries, by partition."
+    );
+    describe_gauge!(
+        "nearline_attribution_state_bytes",
+        Unit::Bytes,
+        "Approximate join state bytes, by partition."
+    );
+    describe_gauge!(
+        "nearline_attribution_watermark_ms",
+        Unit::Milliseconds,
+        "Largest event time seen, by partition."
+    );
+    describe_gauge!("nearline_attribution_lag", Unit::Count, "Records not yet processed, by partition.");
+}
+
+fn source_label(source: Source) -> &'static str {
+    match source {
+        Source::Impressions => "impressions",
+        Source::Plays => "plays",
+    }
+}
+
+pub(crate) fn event_read(source: Source) {
+    counter!("nearline_attribution_events_total", "source" => source_label(source)).increment(1);
+}
+
+pub(crate) fn undecodable(source: Source) {
+    counter!("nearline_attribution_undecodable_total", "source" => source_label(source)).increment(1);
+}
+
+pub(crate) fn outputs_written(outputs: &Outputs) {
+    counter!("nearline_attribution_facts_total", "kind" => "impression")
+        .increment(outputs.impressions.len() as u64);
+    counter!("nearline_attribution_facts_total", "kind" => "play").increment(outputs.plays.len() as u64);
+    counter!("nearline_attribution_facts_total", "kind" => "unattributed")
+        .increment(outputs.unattributed.len() as u64);
+    counter!("nearline_attribution_late_total").increment(outputs.late.len() as u64);
+    let played = outputs.outcomes.iter().filter(|o| o.played).count() as u64;
+    counter!("nearline_attribution_outcomes_total", "played" => "true").increment(played);
+    counter!("nearline_attribution_outcomes_total", "played" => "false")
+        .increment(outputs.outcomes.len() as u64 - played);
+}
+
+pub(crate) fn batch_written(took: Duration, interval: Duration) {
+    histogram!("nearline_attribution_batch_seconds").record(took.as_secs_f64());
+    gauge!("nearline_attribution_batch_utilisation").set(took.as_secs_f64() / interval.as_secs_f64());
+}
+
+pub(crate) fn partition_status(partition: i32, status: &PartitionStatus) {
+    let p = partition.to_string();
+    gauge!("nearline_attribution_state_entries", "partition" => p.clone()).set(status.state_entries as f64);
+    gauge!("nearline_attribution_state_bytes", "partition" => p.clone()).set(status.state_bytes as f64);
+    gauge!("nearline_attribution_watermark_ms", "partition" => p).set(status.watermark_ms as f64);
+}
+
+pub(crate) fn lag(partition: i32, lag: i64) {
+    gauge!("nearline_attribution_lag", "partition" => partition.to_string()).set(lag as f64);
+}
+
+pub(crate) fn forget_partition(partition: i32) {
+    let p = partition.to_string();
+    for name in ["nearline_attribution_state_entries", "nearline_attribution_state_bytes"] {
+        gauge!(name, "partition" => p.clone()).set(0.0);
+    }
+}

@@ -1,0 +1,168 @@
+//! Writing the join's facts and each partition's progress, in one transaction.
+//!
+//! Facts are set memberships. A member row is inserted only if absent, and only newly
+//! inserted members increment their cell's count, in the same transaction, so a count
+//! is always exactly the size of its set however often a fact is delivered (DESIGN §3).
+//! The partition progress written in the same transaction is what recovery replays from
+//! (DESIGN §4), so facts and the offsets that produced them can never disagree.
+
+mod postgres;
+mod sqlite;
+
+use nearline_storage::Database;
+
+use crate::join::{CellMember, UnattributedMember};
+
+/// Where one source (topic partition) of a partition stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceProgress {
+    /// Next offset to process: every record before it has its effects written.
+    pub committed: i64,
+    /// Oldest offset whose event the in-memory state still needs; replay starts here.
+    pub oldest_needed: i64,
+}
+
+/// The progress of one partition number across the impressions and plays topics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionProgress {
+    /// Partition number (the same on both co-partitioned topics).
+    pub partition: i32,
+    /// The impressions topic partition.
+    pub impressions: Option<SourceProgress>,
+    /// The plays topic partition.
+    pub plays: Option<SourceProgress>,
+    /// Largest event time seen on the partition.
+    pub watermark_ms: i64,
+}
+
+/// Facts to write, borrowed from the join's outputs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Facts<'a> {
+    /// Impression set memberships.
+    pub impressions: &'a [CellMember],
+    /// Attributed play set memberships.
+    pub plays: &'a [CellMember],
+    /// Unattributed play set memberships.
+    pub unattributed: &'a [UnattributedMember],
+}
+
+impl Facts<'_> {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.impressions.is_empty() && self.plays.is_empty() && self.unattributed.is_empty()
+    }
+}
+
+/// Names the rows of `partition_progress` this store owns.
+#[derive(Debug, Clone)]
+pub struct ProgressKey {
+    /// Consumer group of the join.
+    pub group: String,
+    /// Impressions topic name.
+    pub impressions_topic: String,
+    /// Plays topic name.
+    pub plays_topic: String,
+}
+
+/// The attribution tables of either backend.
+#[derive(Debug, Clone)]
+pub struct Store {
+    database: Database,
+    key: ProgressKey,
+    epoch_len_ms: i64,
+}
+
+impl Store {
+    /// A store writing cells whose epochs are `epoch_len_ms` long.
+    pub fn new(database: Database, key: ProgressKey, epoch_len_ms: i64) -> Self {
+        Self { database, key, epoch_len_ms }
+    }
+
+    /// Writes facts and progress atomically.
+    pub async fn write(&self, facts: Facts<'_>, progress: &[PartitionProgress]) -> Result<(), sqlx::Error> {
+        match &self.database {
+            Database::Postgres(pool) => {
+                postgres::write(pool, &self.key, self.epoch_len_ms, facts, progress).await
+            }
+            Database::Sqlite(pool) => {
+                sqlite::write(pool, &self.key, self.epoch_len_ms, facts, progress).await
+            }
+        }
+    }
+
+    /// The stored progress of a partition, or `None` when it was never written.
+    pub async fn load(&self, partition: i32) -> Result<Option<PartitionProgress>, sqlx::Error> {
+        let rows: Vec<(String, i64, i64, i64)> = match &self.database {
+            Database::Postgres(pool) => {
+                sqlx::query_as(postgres::LOAD_PROGRESS)
+                    .bind(&self.key.group)
+                    .bind(partition)
+                    .bind(&self.key.impressions_topic)
+                    .bind(&self.key.plays_topic)
+                    .fetch_all(pool)
+                    .await?
+            }
+            Database::Sqlite(pool) => {
+                sqlx::query_as(sqlite::LOAD_PROGRESS)
+                    .bind(&self.key.group)
+                    .bind(partition)
+                    .bind(&self.key.impressions_topic)
+                    .bind(&self.key.plays_topic)
+                    .fetch_all(pool)
+                    .await?
+            }
+        };
+        Ok(progress_from_rows(&self.key, partition, rows))
+    }
+
+    /// Every stored partition progress of this group (for `GetProgress` and insights).
+    pub async fn load_all(&self) -> Result<Vec<PartitionProgress>, sqlx::Error> {
+        let partitions: Vec<(i32,)> = match &self.database {
+            Database::Postgres(pool) => {
+                sqlx::query_as(postgres::PARTITIONS).bind(&self.key.group).fetch_all(pool).await?
+            }
+            Database::Sqlite(pool) => {
+                sqlx::query_as(sqlite::PARTITIONS).bind(&self.key.group).fetch_all(pool).await?
+            }
+        };
+        let mut all = Vec::with_capacity(partitions.len());
+        for (partition,) in partitions {
+            all.extend(self.load(partition).await?);
+        }
+        Ok(all)
+    }
+}
+
+fn progress_from_rows(
+    key: &ProgressKey,
+    partition: i32,
+    rows: Vec<(String, i64, i64, i64)>,
+) -> Option<PartitionProgress> {
+    if rows.is_empty() {
+        return None;
+    }
+    let mut progress =
+        PartitionProgress { partition, impressions: None, plays: None, watermark_ms: i64::MIN };
+    for (topic, committed, oldest_needed, watermark_ms) in rows {
+        let source = Some(SourceProgress { committed, oldest_needed });
+        if topic == key.impressions_topic {
+            progress.impressions = source;
+        } else {
+            progress.plays = source;
+        }
+        progress.watermark_ms = progress.watermark_ms.max(watermark_ms);
+    }
+    Some(progress)
+}
+
+/// One row of `partition_progress` per source of each partition.
+fn progress_rows<'a>(
+    key: &'a ProgressKey,
+    progress: &'a [PartitionProgress],
+) -> impl Iterator<Item = (&'a str, i32, SourceProgress, i64)> + 'a {
+    progress.iter().flat_map(move |p| {
+        [(key.impressions_topic.as_str(), p.impressions), (key.plays_topic.as_str(), p.plays)]
+            .into_iter()
+            .filter_map(move |(topic, source)| source.map(|s| (topic, p.partition, s, p.watermark_ms)))
+    })
+}

@@ -1,0 +1,148 @@
+//! The SQLite writer: one transaction of prepared inserts (SQLite has no UNNEST, and
+//! in-process statements are cheap), counting only members that were really new.
+
+use std::collections::HashMap;
+
+use sqlx::SqlitePool;
+
+use super::{Facts, PartitionProgress, ProgressKey, progress_rows};
+use crate::join::CellMember;
+
+pub(super) const LOAD_PROGRESS: &str = "SELECT topic, committed_offset, oldest_needed_offset, watermark_ms \
+     FROM partition_progress WHERE consumer_group = ?1 AND partition = ?2 AND topic IN (?3, ?4)";
+
+pub(super) const PARTITIONS: &str =
+    "SELECT DISTINCT partition FROM partition_progress WHERE consumer_group = ?1 ORDER BY partition";
+
+const INSERT_MEMBER: [&str; 2] = [
+    "INSERT OR IGNORE INTO impression_members (video_id, epoch_start_ms, country, device, canvas, request_id)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    "INSERT OR IGNORE INTO play_members (video_id, epoch_start_ms, country, device, canvas, request_id)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+];
+
+const ADD_TO_CELL: &str =
+    "INSERT INTO cell_counts (video_id, epoch_start_ms, country, device, canvas, impressions, plays)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+     ON CONFLICT (video_id, epoch_start_ms, country, device, canvas) DO UPDATE SET
+        impressions = impressions + excluded.impressions, plays = plays + excluded.plays";
+
+const INSERT_UNATTRIBUTED: &str =
+    "INSERT OR IGNORE INTO unattributed_members (video_id, epoch_start_ms, country, device, request_id)
+     VALUES (?1, ?2, ?3, ?4, ?5)";
+
+const ADD_UNATTRIBUTED: &str =
+    "INSERT INTO unattributed_counts (video_id, epoch_start_ms, country, device, plays)
+     VALUES (?1, ?2, ?3, ?4, ?5)
+     ON CONFLICT (video_id, epoch_start_ms, country, device) DO UPDATE SET plays = plays + excluded.plays";
+
+const SAVE_PROGRESS: &str = "INSERT INTO partition_progress
+        (consumer_group, topic, partition, committed_offset, oldest_needed_offset, watermark_ms, updated_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+     ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET
+        committed_offset = excluded.committed_offset,
+        oldest_needed_offset = excluded.oldest_needed_offset,
+        watermark_ms = excluded.watermark_ms,
+        updated_at = excluded.updated_at";
+
+type CellKey = (i64, i64, String, String, String);
+
+pub(super) async fn write(
+    pool: &SqlitePool,
+    key: &ProgressKey,
+    epoch_len_ms: i64,
+    facts: Facts<'_>,
+    progress: &[PartitionProgress],
+) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    // (impressions, plays) newly added per cell.
+    let mut added: HashMap<CellKey, (i64, i64)> = HashMap::new();
+    for (which, members) in [facts.impressions, facts.plays].into_iter().enumerate() {
+        for CellMember { cell, request_id } in members {
+            let epoch_start_ms = cell.epoch * epoch_len_ms;
+            let inserted = sqlx::query(INSERT_MEMBER[which])
+                .bind(cell.video_id)
+                .bind(epoch_start_ms)
+                .bind(&*cell.dims.country)
+                .bind(&*cell.dims.device)
+                .bind(&*cell.dims.canvas)
+                .bind(request_id.to_string())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if inserted == 1 {
+                let key = (
+                    cell.video_id,
+                    epoch_start_ms,
+                    cell.dims.country.to_string(),
+                    cell.dims.device.to_string(),
+                    cell.dims.canvas.to_string(),
+                );
+                let counts = added.entry(key).or_default();
+                if which == 0 {
+                    counts.0 += 1;
+                } else {
+                    counts.1 += 1;
+                }
+            }
+        }
+    }
+    for ((video_id, epoch_start_ms, country, device, canvas), (impressions, plays)) in added {
+        sqlx::query(ADD_TO_CELL)
+            .bind(video_id)
+            .bind(epoch_start_ms)
+            .bind(country)
+            .bind(device)
+            .bind(canvas)
+            .bind(impressions)
+            .bind(plays)
+            .execute(&mut *tx)
+            .await?;
+    }
+
+    let mut unattributed: HashMap<(i64, i64, String, String), i64> = HashMap::new();
+    for member in facts.unattributed {
+        let epoch_start_ms = member.key.epoch * epoch_len_ms;
+        let inserted = sqlx::query(INSERT_UNATTRIBUTED)
+            .bind(member.key.video_id)
+            .bind(epoch_start_ms)
+            .bind(&*member.key.dims.country)
+            .bind(&*member.key.dims.device)
+            .bind(member.request_id.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if inserted == 1 {
+            let key = (
+                member.key.video_id,
+                epoch_start_ms,
+                member.key.dims.country.to_string(),
+                member.key.dims.device.to_string(),
+            );
+            *unattributed.entry(key).or_default() += 1;
+        }
+    }
+    for ((video_id, epoch_start_ms, country, device), plays) in unattributed {
+        sqlx::query(ADD_UNATTRIBUTED)
+            .bind(video_id)
+            .bind(epoch_start_ms)
+            .bind(country)
+            .bind(device)
+            .bind(plays)
+            .execute(&mut *tx)
+            .await?;
+    }
+
+    for (topic, partition, source, watermark_ms) in progress_rows(key, progress) {
+        sqlx::query(SAVE_PROGRESS)
+            .bind(&key.group)
+            .bind(topic)
+            .bind(partition)
+            .bind(source.committed)
+            .bind(source.oldest_needed)
+            .bind(watermark_ms)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await
+}

@@ -1,0 +1,354 @@
+//! The streaming join (`nearline serve attribution`).
+//!
+//! Ownership of partition number p follows the consumer group's assignment of
+//! impressions partition p; the plays partition p is then read through a group-less
+//! reader, because cooperative-sticky assignment does not keep equal partition numbers
+//! of two topics together. Every batch interval the worker applies what it read,
+//! publishes outcomes and too-late events, writes facts and progress in one database
+//! transaction, and only then commits the impressions offsets to Kafka (DESIGN §4).
+//! A restart rebuilds state by replaying from the oldest offsets the state still needed.
+
+mod partition;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nearline_eventlog::{Consumer, ConsumerEvent, EventLog, Reader, Record, TopicPartition};
+use tokio_util::sync::CancellationToken;
+
+use crate::decode;
+use crate::join::{JoinConfig, Outputs, Source};
+use crate::metrics as m;
+use crate::store::{Facts, Store};
+use crate::{Error, Result};
+use partition::PartitionJob;
+
+/// Topic names the worker reads and writes.
+#[derive(Debug, Clone)]
+pub struct Topics {
+    /// Impressions (group-consumed).
+    pub impressions: String,
+    /// Plays (read per owned partition).
+    pub plays: String,
+    /// Bandit rewards.
+    pub outcomes: String,
+    /// Too-late events.
+    pub late: String,
+}
+
+impl Default for Topics {
+    fn default() -> Self {
+        use nearline_eventlog::topics;
+        Self {
+            impressions: topics::IMPRESSIONS.into(),
+            plays: topics::PLAYS.into(),
+            outcomes: topics::OUTCOMES.into(),
+            late: topics::LATE.into(),
+        }
+    }
+}
+
+/// Settings of the streaming worker.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// The join's durations.
+    pub join: JoinConfig,
+    /// Consumer group.
+    pub group: String,
+    /// Topics.
+    pub topics: Topics,
+    /// How often effects are written and offsets committed.
+    pub batch_interval: Duration,
+    /// Inputs read before a write is forced, bounding memory between writes.
+    pub max_batch_inputs: usize,
+}
+
+/// What a partition owned by this process looks like now, for `GetProgress`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PartitionStatus {
+    /// Largest event time seen.
+    pub watermark_ms: i64,
+    /// Next impressions offset to process.
+    pub committed_impressions: i64,
+    /// Next plays offset to process.
+    pub committed_plays: i64,
+    /// Retained events.
+    pub state_entries: u64,
+    /// Approximate bytes of join state.
+    pub state_bytes: u64,
+}
+
+/// Live status of the partitions this process owns.
+#[derive(Debug, Clone, Default)]
+pub struct StatusBoard(Arc<Mutex<BTreeMap<i32, PartitionStatus>>>);
+
+impl StatusBoard {
+    /// A copy of the current statuses.
+    pub fn snapshot(&self) -> BTreeMap<i32, PartitionStatus> {
+        self.0.lock().expect("status lock").clone()
+    }
+
+    fn set(&self, partition: i32, status: PartitionStatus) {
+        self.0.lock().expect("status lock").insert(partition, status);
+    }
+
+    fn remove(&self, partition: i32) {
+        self.0.lock().expect("status lock").remove(&partition);
+    }
+}
+
+/// Runs the streaming join until `shutdown`, then writes and commits what it has.
+pub async fn run(
+    log: Arc<dyn EventLog>,
+    store: Store,
+    config: WorkerConfig,
+    status: StatusBoard,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let consumer = log.subscribe(&config.group, &[config.topics.impressions.as_str()]).await?;
+    let reader = log.reader().await?;
+    let mut worker = Worker {
+        log,
+        store,
+        config,
+        consumer,
+        reader,
+        jobs: BTreeMap::new(),
+        status,
+        outputs: Outputs::default(),
+    };
+    let result = worker.run(&shutdown).await;
+    // Leave the group even after an error, so the partitions move on at once.
+    let Worker { consumer, .. } = worker;
+    if let Err(error) = consumer.close().await {
+        tracing::warn!(%error, "leaving the consumer group failed");
+    }
+    result
+}
+
+struct Worker {
+    log: Arc<dyn EventLog>,
+    store: Store,
+    config: WorkerConfig,
+    consumer: Box<dyn Consumer>,
+    reader: Box<dyn Reader>,
+    jobs: BTreeMap<i32, PartitionJob>,
+    status: StatusBoard,
+    outputs: Outputs,
+}
+
+/// How long one poll waits when there is nothing to do.
+const IDLE_POLL: Duration = Duration::from_millis(5);
+/// Records taken from one source before looking at the other, so neither starves.
+const POLL_BURST: usize = 1024;
+
+impl Worker {
+    async fn run(&mut self, shutdown: &CancellationToken) -> Result<()> {
+        let mut last_write = Instant::now();
+        while !shutdown.is_cancelled() {
+            let mut read = 0;
+            while read < POLL_BURST {
+                match self.consumer.poll(Duration::ZERO).await? {
+                    Some(event) => {
+                        read += 1;
+                        self.on_group_event(event).await?;
+                    }
+                    None => break,
+                }
+            }
+            let mut plays = 0;
+            while plays < POLL_BURST {
+                match self.reader.poll(Duration::ZERO).await? {
+                    Some(record) => {
+                        plays += 1;
+                        self.on_record(record, Source::Plays);
+                    }
+                    None => break,
+                }
+            }
+            let pending: usize = self.jobs.values().map(PartitionJob::pending).sum();
+            if pending >= self.config.max_batch_inputs || last_write.elapsed() >= self.config.batch_interval {
+                self.write().await?;
+                last_write = Instant::now();
+            }
+            if read + plays == 0 {
+                tokio::select! {
+                    () = shutdown.cancelled() => {}
+                    polled = self.consumer.poll(IDLE_POLL) => {
+                        if let Some(event) = polled? {
+                            self.on_group_event(event).await?;
+                        }
+                    }
+                }
+            }
+        }
+        tracing::info!("stopping: writing and committing what was read");
+        self.write().await
+    }
+
+    async fn on_group_event(&mut self, event: ConsumerEvent) -> Result<()> {
+        match event {
+            ConsumerEvent::Record(record) => self.on_record(record, Source::Impressions),
+            ConsumerEvent::Assigned(partitions) => {
+                let impressions = self.config.topics.impressions.clone();
+                for tp in partitions.into_iter().filter(|tp| tp.topic == impressions) {
+                    self.take(tp.partition).await?;
+                }
+            }
+            ConsumerEvent::Revoked(partitions) => {
+                // Write first: the effects are correct whoever owns the partition next,
+                // and the next owner replays from what is stored.
+                self.write().await?;
+                let impressions = self.config.topics.impressions.clone();
+                for tp in partitions.into_iter().filter(|tp| tp.topic == impressions) {
+                    self.release(tp.partition).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn take(&mut self, partition: i32) -> Result<()> {
+        let stored = self.store.load(partition).await.map_err(Error::Database)?;
+        let job = PartitionJob::start(partition, self.config.join, stored)?;
+        let impressions = TopicPartition::new(self.config.topics.impressions.clone(), partition);
+        let plays = TopicPartition::new(self.config.topics.plays.clone(), partition);
+        if stored.is_some() {
+            self.consumer.seek(&impressions, job.start_offset(Source::Impressions)).await?;
+        }
+        self.reader.assign(&plays, job.start_offset(Source::Plays)).await?;
+        tracing::info!(
+            partition,
+            impressions_from = job.start_offset(Source::Impressions),
+            plays_from = job.start_offset(Source::Plays),
+            replaying = job.is_replaying(),
+            "partition assigned"
+        );
+        self.jobs.insert(partition, job);
+        Ok(())
+    }
+
+    async fn release(&mut self, partition: i32) -> Result<()> {
+        self.jobs.remove(&partition);
+        self.status.remove(partition);
+        let plays = TopicPartition::new(self.config.topics.plays.clone(), partition);
+        self.reader.unassign(&plays).await?;
+        m::forget_partition(partition);
+        tracing::info!(partition, "partition revoked");
+        Ok(())
+    }
+
+    fn on_record(&mut self, record: Record, source: Source) {
+        let Some(job) = self.jobs.get_mut(&record.partition) else {
+            // A record fetched just before its partition was revoked.
+            return;
+        };
+        m::event_read(source);
+        let input = match decode::input(&record, source) {
+            Ok(input) => Some(input),
+            Err(error) => {
+                m::undecodable(source);
+                tracing::warn!(%error, "skipping undecodable record");
+                None
+            }
+        };
+        job.push(source, record.offset, input);
+    }
+
+    /// Applies, publishes outputs, writes facts and progress, commits offsets.
+    async fn write(&mut self) -> Result<()> {
+        let started = Instant::now();
+        for job in self.jobs.values_mut() {
+            job.apply(&mut self.outputs);
+        }
+        let progress: Vec<_> =
+            self.jobs.values().filter(|j| j.dirty).filter_map(PartitionJob::progress).collect();
+        if self.outputs.is_empty() && progress.is_empty() {
+            return Ok(());
+        }
+
+        // Outcomes and late events go out before the transaction that moves the offsets
+        // past their inputs, so a crash can duplicate them but never lose them.
+        let mut records: Vec<_> = self
+            .outputs
+            .outcomes
+            .iter()
+            .map(|o| decode::outcome_record(&self.config.topics.outcomes, o))
+            .collect();
+        records.extend(self.outputs.late.iter().map(|l| decode::late_record(&self.config.topics.late, l)));
+        if !records.is_empty() {
+            self.log.publish(records).await?;
+        }
+
+        let facts = Facts {
+            impressions: &self.outputs.impressions,
+            plays: &self.outputs.plays,
+            unattributed: &self.outputs.unattributed,
+        };
+        store_with_retry(&self.store, facts, &progress).await?;
+        m::outputs_written(&self.outputs);
+
+        let commits: Vec<_> = progress
+            .iter()
+            .filter_map(|p| {
+                let tp = TopicPartition::new(self.config.topics.impressions.clone(), p.partition);
+                p.impressions.map(|s| (tp, s.committed))
+            })
+            .collect();
+        if !commits.is_empty()
+            && let Err(error) = self.consumer.commit(&commits).await
+        {
+            // The database holds the progress that recovery uses; a failed Kafka commit
+            // (say, for a partition revoked meanwhile) only costs a longer replay.
+            tracing::warn!(%error, "committing offsets to Kafka failed");
+        }
+
+        for job in self.jobs.values_mut() {
+            job.dirty = false;
+            let state = job.state();
+            let status = PartitionStatus {
+                watermark_ms: state.watermark_ms().unwrap_or(0),
+                committed_impressions: job.next_offset(Source::Impressions),
+                committed_plays: job.next_offset(Source::Plays),
+                state_entries: state.state_entries() as u64,
+                state_bytes: state.approx_state_bytes() as u64,
+            };
+            self.status.set(job.partition, status);
+            m::partition_status(job.partition, &status);
+        }
+        self.outputs.clear();
+        m::batch_written(started.elapsed(), self.config.batch_interval);
+        Ok(())
+    }
+}
+
+/// Writes, retrying what a concurrent writer can cause (deadlocks, busy SQLite).
+async fn store_with_retry(
+    store: &Store,
+    facts: Facts<'_>,
+    progress: &[crate::store::PartitionProgress],
+) -> Result<()> {
+    let mut attempt = 0;
+    loop {
+        match store.write(facts, progress).await {
+            Ok(()) => return Ok(()),
+            Err(error) if attempt < 5 && is_transient(&error) => {
+                attempt += 1;
+                tracing::warn!(%error, attempt, "retrying the write");
+                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+            }
+            Err(error) => return Err(Error::Database(error)),
+        }
+    }
+}
+
+fn is_transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(db) => {
+            matches!(db.code().as_deref(), Some("40P01" | "40001" | "55P03" | "5" | "6"))
+        }
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => true,
+        _ => false,
+    }
+}

@@ -1,0 +1,490 @@
+//! The streaming worker against the real broker and Postgres: whatever happens to the
+//! workers (kills at random points, a second worker joining, late plays), the stored
+//! counts equal a reference computed directly from the DESIGN §3 definitions.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use nearline_attribution::store::Store;
+use nearline_attribution::worker::{self, StatusBoard, Topics, WorkerConfig};
+use nearline_attribution::{join::JoinConfig, service};
+use nearline_eventlog::kafka::{KafkaConfig, KafkaLog};
+use nearline_eventlog::{EventLog, OutgoingRecord, TopicPartition, TopicSpec, partition_for_key};
+use nearline_proto::events::v1 as pb;
+use nearline_runtime::config::{AttributionConfig, DatabaseConfig, DatabaseUrl};
+use nearline_storage::Database;
+use nearline_testkit::{TestDatabase, unique_name, wait_for};
+use prost::Message as _;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+const PARTITIONS: i32 = 4;
+const MINUTE: i64 = 60_000;
+const HOUR: i64 = 60 * MINUTE;
+/// 2026-11-20T00:00:00Z.
+const T0: i64 = 1_795_132_800_000;
+
+/// A test event, in the few fields the counts depend on.
+#[derive(Debug, Clone)]
+enum Ev {
+    Impression {
+        request: String,
+        video: i64,
+        t: i64,
+        country: &'static str,
+        device: &'static str,
+        canvas: &'static str,
+    },
+    Play {
+        request: String,
+        video: i64,
+        t: i64,
+        country: &'static str,
+        device: &'static str,
+    },
+}
+
+impl Ev {
+    fn request(&self) -> &str {
+        match self {
+            Ev::Impression { request, .. } | Ev::Play { request, .. } => request,
+        }
+    }
+
+    fn time(&self) -> i64 {
+        match self {
+            Ev::Impression { t, .. } | Ev::Play { t, .. } => *t,
+        }
+    }
+}
+
+/// A small deterministic generator (the workload must be the same on every run).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, bound: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % bound
+    }
+
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.next(items.len() as u64) as usize]
+    }
+}
+
+/// Impressions over 3 hours; some played within the window, some outside it, some plays
+/// without any impression; published roughly in time order with jitter and duplicates.
+fn workload(seed: u64, requests: usize) -> Vec<Ev> {
+    let mut rng = Lcg(seed);
+    let mut events = Vec::new();
+    for r in 0..requests {
+        let request = format!("req-{seed}-{r}");
+        let t = T0 + rng.next(3 * HOUR as u64) as i64;
+        let country = rng.pick(&["US", "CA", "BR"]);
+        let device = rng.pick(&["tv", "phone"]);
+        let video = 100 + rng.next(5) as i64;
+        match rng.next(10) {
+            // A play with no impression at all.
+            0 => events.push(Ev::Play { request, video, t, country, device }),
+            k => {
+                let canvas = rng.pick(&["row", "billboard"]);
+                events.push(Ev::Impression { request: request.clone(), video, t, country, device, canvas });
+                if k <= 4 {
+                    // Mostly inside [t - 60 s, t + 1 h], a few just outside either end.
+                    let dt = rng.next(75 * MINUTE as u64) as i64 - 2 * MINUTE;
+                    events.push(Ev::Play { request, video, t: t + dt, country, device });
+                }
+            }
+        }
+    }
+    events.sort_by_key(Ev::time);
+    // Reorder within ~20 minutes and duplicate one event in ten.
+    let mut jittered: Vec<(i64, Ev)> = Vec::new();
+    for ev in events {
+        let at = ev.time() + rng.next(20 * MINUTE as u64) as i64;
+        if rng.next(10) == 0 {
+            jittered.push((at + rng.next(5 * MINUTE as u64) as i64, ev.clone()));
+        }
+        jittered.push((at, ev));
+    }
+    jittered.sort_by_key(|(at, _)| *at);
+    jittered.into_iter().map(|(_, ev)| ev).collect()
+}
+
+/// One impression per partition far in the future, so every partition's watermark passes
+/// every deadline and the stream settles all unattributed plays.
+fn sentinels(after: i64) -> Vec<Ev> {
+    (0..PARTITIONS)
+        .map(|p| {
+            let request = (0..)
+                .map(|i| format!("sentinel-{i}"))
+                .find(|r| partition_for_key(r.as_bytes(), PARTITIONS) == p)
+                .unwrap();
+            Ev::Impression {
+                request,
+                video: 999,
+                t: after + 10 * HOUR,
+                country: "US",
+                device: "tv",
+                canvas: "row",
+            }
+        })
+        .collect()
+}
+
+type CellKey = (i64, i64, String, String, String);
+type UnattributedKey = (i64, i64, String, String);
+
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Counts {
+    cells: BTreeMap<CellKey, (i64, i64)>,
+    unattributed: BTreeMap<UnattributedKey, i64>,
+}
+
+/// DESIGN §3, written out directly over the whole input.
+fn reference(events: &[Ev], config: &JoinConfig) -> Counts {
+    let epoch_start = |t: i64| t.div_euclid(config.epoch_len_ms) * config.epoch_len_ms;
+    let mut impressions: BTreeMap<CellKey, BTreeSet<String>> = BTreeMap::new();
+    let mut plays: BTreeMap<CellKey, BTreeSet<String>> = BTreeMap::new();
+    let mut unattributed: BTreeMap<UnattributedKey, BTreeSet<String>> = BTreeMap::new();
+    let mut by_key: HashMap<(String, i64), Vec<&Ev>> = HashMap::new();
+    for ev in events {
+        if let Ev::Impression { request, video, .. } = ev {
+            by_key.entry((request.clone(), *video)).or_default().push(ev);
+        }
+    }
+    for ev in events {
+        if let Ev::Impression { request, video, t, country, device, canvas } = ev {
+            let cell = (*video, epoch_start(*t), country.to_string(), device.to_string(), canvas.to_string());
+            impressions.entry(cell).or_default().insert(request.clone());
+        }
+    }
+    for ev in events {
+        let Ev::Play { request, video, t: pt, country, device } = ev else { continue };
+        let mut attributed = false;
+        for imp in by_key.get(&(request.clone(), *video)).into_iter().flatten() {
+            let Ev::Impression { t, country: ic, device: id, canvas, .. } = imp else { continue };
+            if *t - config.skew_ms <= *pt && *pt <= *t + config.attribution_window_ms {
+                attributed = true;
+                let cell = (*video, epoch_start(*t), ic.to_string(), id.to_string(), canvas.to_string());
+                plays.entry(cell).or_default().insert(request.clone());
+            }
+        }
+        if !attributed {
+            let key = (*video, epoch_start(*pt), country.to_string(), device.to_string());
+            unattributed.entry(key).or_default().insert(request.clone());
+        }
+    }
+    let mut counts = Counts::default();
+    for (cell, set) in impressions {
+        counts.cells.entry(cell).or_default().0 = set.len() as i64;
+    }
+    for (cell, set) in plays {
+        counts.cells.entry(cell).or_default().1 = set.len() as i64;
+    }
+    counts.unattributed = unattributed.into_iter().map(|(k, s)| (k, s.len() as i64)).collect();
+    counts
+}
+
+struct Harness {
+    log: Arc<dyn EventLog>,
+    pool: sqlx::PgPool,
+    topics: Topics,
+    config: WorkerConfig,
+    store: Store,
+    published: BTreeMap<(String, i32), i64>,
+}
+
+impl Harness {
+    async fn new() -> Harness {
+        let log: Arc<dyn EventLog> = Arc::new(
+            KafkaLog::connect(KafkaConfig::new(nearline_testkit::kafka_bootstrap())).expect("broker"),
+        );
+        let name = unique_name("attr");
+        let topics = Topics {
+            impressions: format!("{name}.impressions"),
+            plays: format!("{name}.plays"),
+            outcomes: format!("{name}.outcomes"),
+            late: format!("{name}.late"),
+        };
+        let specs: Vec<_> = [&topics.impressions, &topics.plays, &topics.outcomes, &topics.late]
+            .into_iter()
+            .map(|t| TopicSpec { name: t.clone(), partitions: PARTITIONS, replication: 1 })
+            .collect();
+        log.create_topics(&specs).await.expect("topics");
+
+        let test_db = TestDatabase::create().await;
+        let db_config = DatabaseConfig { url: DatabaseUrl::new(test_db.url), ..DatabaseConfig::default() };
+        let pool = nearline_storage::connect_postgres(&db_config, false).await.expect("postgres");
+        let database = Database::Postgres(pool.clone());
+        database.migrate().await.expect("migrate");
+
+        let attribution =
+            AttributionConfig { consumer_group: format!("{name}.group"), ..AttributionConfig::default() };
+        let config = WorkerConfig {
+            join: service::join_config(&attribution),
+            group: attribution.consumer_group.clone(),
+            topics: topics.clone(),
+            batch_interval: Duration::from_millis(100),
+            max_batch_inputs: 10_000,
+        };
+        let store = service::store(&attribution, database.clone(), &topics);
+        Harness { log, pool, topics, config, store, published: BTreeMap::new() }
+    }
+
+    async fn publish(&mut self, events: &[Ev]) {
+        let records: Vec<OutgoingRecord> = events
+            .iter()
+            .enumerate()
+            .map(|(i, ev)| {
+                let (topic, payload) = match ev {
+                    Ev::Impression { request, video, t, country, device, canvas } => (
+                        &self.topics.impressions,
+                        pb::Impression {
+                            event_id: format!("e{i}"),
+                            request_id: request.clone(),
+                            member_id: "m".into(),
+                            video_id: *video,
+                            canvas: canvas.to_string(),
+                            country: country.to_string(),
+                            device: device.to_string(),
+                            region: "us-east".into(),
+                            event_time_ms: *t,
+                            ..Default::default()
+                        }
+                        .encode_to_vec(),
+                    ),
+                    Ev::Play { request, video, t, country, device } => (
+                        &self.topics.plays,
+                        pb::Play {
+                            event_id: format!("e{i}"),
+                            request_id: request.clone(),
+                            member_id: "m".into(),
+                            video_id: *video,
+                            country: country.to_string(),
+                            device: device.to_string(),
+                            region: "eu-west".into(),
+                            event_time_ms: *t,
+                            watch_seconds: 60,
+                        }
+                        .encode_to_vec(),
+                    ),
+                };
+                OutgoingRecord {
+                    topic: topic.clone(),
+                    key: Bytes::copy_from_slice(ev.request().as_bytes()),
+                    payload: payload.into(),
+                    timestamp_ms: Some(ev.time()),
+                }
+            })
+            .collect();
+        for chunk in records.chunks(500) {
+            self.log.publish(chunk.to_vec()).await.expect("published");
+        }
+        for topic in [&self.topics.impressions, &self.topics.plays] {
+            for p in 0..PARTITIONS {
+                let (_, high) = self.log.watermarks(&TopicPartition::new(topic.clone(), p)).await.unwrap();
+                self.published.insert((topic.clone(), p), high);
+            }
+        }
+    }
+
+    fn spawn_worker(&self) -> (JoinHandle<nearline_attribution::Result<()>>, CancellationToken) {
+        let (handle, stop, _) = self.spawn_worker_with_status();
+        (handle, stop)
+    }
+
+    fn spawn_worker_with_status(
+        &self,
+    ) -> (JoinHandle<nearline_attribution::Result<()>>, CancellationToken, StatusBoard) {
+        let stop = CancellationToken::new();
+        let status = StatusBoard::default();
+        let handle = tokio::spawn(worker::run(
+            self.log.clone(),
+            self.store.clone(),
+            self.config.clone(),
+            status.clone(),
+            stop.clone(),
+        ));
+        (handle, stop, status)
+    }
+
+    /// Records whose effects are stored, over both topics.
+    async fn stored_offsets(&self) -> i64 {
+        let all = self.store.load_all().await.expect("progress");
+        all.iter()
+            .map(|p| p.impressions.map_or(0, |s| s.committed) + p.plays.map_or(0, |s| s.committed))
+            .sum()
+    }
+
+    async fn total_published(&self) -> i64 {
+        self.published.values().sum()
+    }
+
+    async fn wait_drained(&self) {
+        let total = self.total_published().await;
+        wait_for("every published record to be stored", Duration::from_secs(90), || async {
+            (self.stored_offsets().await == total).then_some(())
+        })
+        .await;
+    }
+
+    async fn counts(&self) -> Counts {
+        let cells: Vec<(i64, i64, String, String, String, i64, i64)> = sqlx::query_as(
+            "SELECT video_id, epoch_start_ms, country, device, canvas, impressions, plays FROM cell_counts",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .unwrap();
+        let unattributed: Vec<(i64, i64, String, String, i64)> = sqlx::query_as(
+            "SELECT video_id, epoch_start_ms, country, device, plays FROM unattributed_counts",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .unwrap();
+        Counts {
+            cells: cells.into_iter().map(|(v, e, c, d, k, i, p)| ((v, e, c, d, k), (i, p))).collect(),
+            unattributed: unattributed.into_iter().map(|(v, e, c, d, p)| ((v, e, c, d), p)).collect(),
+        }
+    }
+
+    /// Counts stored must equal the reference, and each set's size its count.
+    async fn assert_counts(&self, events: &[Ev]) {
+        let expected = reference(events, &self.config.join);
+        let actual = self.counts().await;
+        assert!(!actual.cells.is_empty(), "nothing was stored");
+        let differing: Vec<_> = expected
+            .cells
+            .iter()
+            .filter(|(k, v)| actual.cells.get(*k) != Some(v))
+            .map(|(k, v)| format!("{k:?}: expected {v:?}, stored {:?}", actual.cells.get(k)))
+            .chain(
+                actual
+                    .cells
+                    .keys()
+                    .filter(|k| !expected.cells.contains_key(*k))
+                    .map(|k| format!("{k:?}: unexpected")),
+            )
+            .collect();
+        assert!(differing.is_empty(), "{} cells differ:\n{}", differing.len(), differing.join("\n"));
+        assert_eq!(actual.unattributed, expected.unattributed, "unattributed counts");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_workers_still_give_exact_counts() {
+    let mut harness = Harness::new().await;
+    let mut events = workload(7, 1200);
+    events.extend(sentinels(T0 + 5 * HOUR));
+    let expected = reference(&events, &harness.config.join);
+    assert!(
+        expected.cells.values().filter(|(_, plays)| *plays > 0).count() > 10
+            && expected.unattributed.len() > 10,
+        "the workload exercises attributed and unattributed plays"
+    );
+    let chunks: Vec<Vec<Ev>> = events.chunks(events.len() / 4 + 1).map(<[Ev]>::to_vec).collect();
+
+    let mut stored_before = 0;
+    for chunk in &chunks {
+        harness.publish(chunk).await;
+        let (worker, _stop) = harness.spawn_worker();
+        // Kill (abort, no clean shutdown) once this worker has stored some progress.
+        let target = stored_before + 1;
+        wait_for("the worker to store progress", Duration::from_secs(60), || async {
+            (harness.stored_offsets().await >= target).then_some(())
+        })
+        .await;
+        worker.abort();
+        let _ = worker.await;
+        stored_before = harness.stored_offsets().await;
+    }
+    let (worker, stop) = harness.spawn_worker();
+    harness.wait_drained().await;
+    stop.cancel();
+    worker.await.expect("joined").expect("clean stop");
+    harness.assert_counts(&events).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_worker_joining_mid_stream_keeps_counts_exact() {
+    let mut harness = Harness::new().await;
+    let mut events = workload(11, 1000);
+    events.extend(sentinels(T0 + 5 * HOUR));
+    let (first_half, second_half) = events.split_at(events.len() / 2);
+
+    harness.publish(first_half).await;
+    let (first, first_stop) = harness.spawn_worker();
+    wait_for("the first worker to store progress", Duration::from_secs(60), || async {
+        (harness.stored_offsets().await > 0).then_some(())
+    })
+    .await;
+    let (second, second_stop, second_status) = harness.spawn_worker_with_status();
+    harness.publish(second_half).await;
+    harness.wait_drained().await;
+    wait_for("the second worker to own partitions", Duration::from_secs(30), || async {
+        (!second_status.snapshot().is_empty()).then_some(())
+    })
+    .await;
+    first_stop.cancel();
+    second_stop.cancel();
+    first.await.expect("joined").expect("first stops cleanly");
+    second.await.expect("joined").expect("second stops cleanly");
+    harness.assert_counts(&events).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_play_four_hours_late_counts_in_its_impressions_epoch() {
+    let mut harness = Harness::new().await;
+    let request = "late-play".to_string();
+    let p = partition_for_key(request.as_bytes(), PARTITIONS);
+    // Traffic on the same partition moves the watermark 4 h past the impression.
+    let filler = (0..)
+        .map(|i| format!("filler-{i}"))
+        .find(|r| partition_for_key(r.as_bytes(), PARTITIONS) == p)
+        .unwrap();
+    let impression_time = T0 + 10 * MINUTE;
+    let impressions = vec![
+        Ev::Impression {
+            request: request.clone(),
+            video: 7,
+            t: impression_time,
+            country: "US",
+            device: "tv",
+            canvas: "row",
+        },
+        Ev::Impression {
+            request: filler,
+            video: 8,
+            t: impression_time + 4 * HOUR,
+            country: "US",
+            device: "tv",
+            canvas: "row",
+        },
+    ];
+    let play = Ev::Play {
+        request: request.clone(),
+        video: 7,
+        t: impression_time + 30 * MINUTE,
+        country: "US",
+        device: "tv",
+    };
+    harness.publish(&impressions).await;
+    let (worker, stop) = harness.spawn_worker();
+    // The play arrives only once the watermark stands 4 h past the impression.
+    harness.wait_drained().await;
+    harness.publish(std::slice::from_ref(&play)).await;
+    harness.wait_drained().await;
+    let events: Vec<Ev> = impressions.into_iter().chain([play]).collect();
+    stop.cancel();
+    worker.await.expect("joined").expect("clean stop");
+    let counts = harness.counts().await;
+    let cell = (7, T0, "US".to_string(), "tv".to_string(), "row".to_string());
+    assert_eq!(
+        counts.cells.get(&cell),
+        Some(&(1, 1)),
+        "the play counts in the impression's epoch: {counts:?}"
+    );
+    harness.assert_counts(&events).await;
+}
