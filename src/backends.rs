@@ -37,6 +37,9 @@ pub(crate) async fn open(config: &Config, embedded: bool) -> anyhow::Result<(Dat
         let pool = nearline_storage::connect_sqlite(path).await?;
         let database = Database::Sqlite(pool);
         database.migrate().await?;
+        // The in-process log starts empty on every run, so offsets stored by an earlier
+        // run point nowhere; the counts themselves are kept (they are idempotent sets).
+        database.forget_stream_progress().await?;
         let log = MemoryLog::new();
         log.create_topics(&topic_specs(config.embedded.partitions, 1)).await?;
         tracing::info!(sqlite = %path, partitions = config.embedded.partitions, "embedded storage and in-process log ready");

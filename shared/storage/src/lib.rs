@@ -70,6 +70,16 @@ impl Database {
         }
     }
 
+    /// Forgets every consumer's stored stream progress (for a log that starts empty).
+    pub async fn forget_stream_progress(&self) -> Result<()> {
+        const FORGET: &str = "DELETE FROM partition_progress";
+        match self {
+            Database::Postgres(pool) => sqlx::query(FORGET).execute(pool).await.map(drop)?,
+            Database::Sqlite(pool) => sqlx::query(FORGET).execute(pool).await.map(drop)?,
+        }
+        Ok(())
+    }
+
     /// Whether the database answers a trivial query.
     pub async fn ping(&self) -> Result<()> {
         match self {
