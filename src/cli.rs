@@ -66,6 +66,20 @@ pub(crate) enum Command {
     /// SQLite file instead (the in-process log needs no topics created ahead).
     Migrate(MigrateArgs),
 
+    /// Recount a time range in batch and add what the stream did not count.
+    ///
+    /// Runs the same join as the stream over a bounded input, sorted by event time so
+    /// nothing is too late, and writes its facts into the same idempotent sets: data the
+    /// stream already counted changes nothing, events that were too late for the stream
+    /// are added. --from and --to must be aligned to the epoch (30 minutes by default).
+    Backfill(BatchArgs),
+
+    /// Recount a time range in batch and compare with the stored counts, cell by cell.
+    ///
+    /// Prints a table of every cell whose counts differ and exits with status 1 when any
+    /// do (0 when all agree), so it can gate a job. Nothing is written.
+    Reconcile(BatchArgs),
+
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -92,6 +106,40 @@ pub(crate) struct MigrateArgs {
     /// Migrate the embedded SQLite database instead of Postgres and Kafka.
     #[arg(long)]
     pub(crate) embedded: bool,
+}
+
+/// Arguments of `nearline backfill` and `nearline reconcile`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct BatchArgs {
+    /// Start of the range (inclusive): RFC 3339 (`2026-11-22T10:00:00Z`) or ms since the
+    /// Unix epoch; aligned to an epoch.
+    #[arg(long, value_parser = parse_time, value_name = "TIME")]
+    pub(crate) from: i64,
+
+    /// End of the range (exclusive), same forms as --from.
+    #[arg(long, value_parser = parse_time, value_name = "TIME")]
+    pub(crate) to: i64,
+
+    /// `kafka` to read the impressions and plays topics up to their current end, or a
+    /// directory of `.ndjson` / `.ndjson.gz` files of events in the ingest JSON shape.
+    #[arg(long, default_value = "kafka", value_name = "kafka|DIR")]
+    pub(crate) input: String,
+
+    /// Use the embedded SQLite database (embedded.sqlite_path) instead of Postgres; the
+    /// input must then be a directory (the in-process log lives only inside `serve`).
+    #[arg(long)]
+    pub(crate) embedded: bool,
+}
+
+/// Parses RFC 3339 or integer milliseconds since the Unix epoch.
+fn parse_time(text: &str) -> Result<i64, String> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    let time = humantime::parse_rfc3339_weak(text)
+        .map_err(|e| format!("{text:?} is neither RFC 3339 nor milliseconds since the Unix epoch: {e}"))?;
+    let since_epoch = time.duration_since(std::time::UNIX_EPOCH).map_err(|_| format!("{text:?} is before 1970"))?;
+    i64::try_from(since_epoch.as_millis()).map_err(|_| format!("{text:?} is too far in the future"))
 }
 
 /// A service to run.

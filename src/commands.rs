@@ -1,8 +1,10 @@
 //! The subcommands.
 
+mod batch;
 mod migrate;
 mod serve;
 
+pub(crate) use batch::{backfill, reconcile};
 pub(crate) use migrate::migrate;
 pub(crate) use serve::serve;
 

@@ -48,6 +48,8 @@ fn run_async(command: Command, config: Arc<nearline_runtime::Config>) -> anyhow:
         match command {
             Command::Serve(args) => commands::serve(args, config).await,
             Command::Migrate(args) => commands::migrate(args, &config).await,
+            Command::Backfill(args) => commands::backfill(args, &config).await,
+            Command::Reconcile(args) => commands::reconcile(args, &config).await,
             Command::Config { .. } => unreachable!("handled without a runtime"),
         }
     })

@@ -47,6 +47,16 @@ pub fn input(record: &Record, source: Source) -> Result<Input, DecodeError> {
     Ok(Input { offset: record.offset, event })
 }
 
+/// A protobuf event (as ingest decodes it from JSON) as a join input at `offset`;
+/// `None` for an event with neither kind set.
+pub fn from_event(event: pb::Event, offset: i64) -> Option<Input> {
+    let event = match event.kind? {
+        pb::event::Kind::Impression(i) => Event::Impression(impression(i)),
+        pb::event::Kind::Play(p) => Event::Play(play(p)),
+    };
+    Some(Input { offset, event })
+}
+
 fn impression(i: pb::Impression) -> join::Impression {
     join::Impression {
         request_id: i.request_id,

@@ -36,6 +36,9 @@ pub enum Error {
     /// Serving the gRPC API failed.
     #[error(transparent)]
     Server(#[from] nearline_runtime::server::Error),
+    /// A batch range is empty or not aligned to epochs.
+    #[error("invalid range: {0}")]
+    InvalidRange(String),
     /// The worker task panicked or was cancelled.
     #[error("the streaming worker stopped abnormally: {0}")]
     Worker(String),

@@ -133,6 +133,37 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Stored counts of the cells and unattributed slices whose epoch starts in
+    /// `[from_ms, to_ms)`.
+    pub async fn load_counts(&self, from_ms: i64, to_ms: i64) -> Result<crate::batch::Counts, sqlx::Error> {
+        type CellRow = (i64, i64, String, String, String, i64, i64);
+        type UnattributedRow = (i64, i64, String, String, i64);
+        const CELLS_PG: &str = "SELECT video_id, epoch_start_ms, country, device, canvas, impressions, plays \
+             FROM cell_counts WHERE epoch_start_ms >= $1 AND epoch_start_ms < $2";
+        const UNATTRIBUTED_PG: &str = "SELECT video_id, epoch_start_ms, country, device, plays \
+             FROM unattributed_counts WHERE epoch_start_ms >= $1 AND epoch_start_ms < $2";
+        const CELLS_SQLITE: &str = "SELECT video_id, epoch_start_ms, country, device, canvas, impressions, plays \
+             FROM cell_counts WHERE epoch_start_ms >= ?1 AND epoch_start_ms < ?2";
+        const UNATTRIBUTED_SQLITE: &str = "SELECT video_id, epoch_start_ms, country, device, plays \
+             FROM unattributed_counts WHERE epoch_start_ms >= ?1 AND epoch_start_ms < ?2";
+        let (cells, unattributed): (Vec<CellRow>, Vec<UnattributedRow>) = match &self.database {
+            Database::Postgres(pool) => (
+                sqlx::query_as(CELLS_PG).bind(from_ms).bind(to_ms).fetch_all(pool).await?,
+                sqlx::query_as(UNATTRIBUTED_PG).bind(from_ms).bind(to_ms).fetch_all(pool).await?,
+            ),
+            Database::Sqlite(pool) => (
+                sqlx::query_as(CELLS_SQLITE).bind(from_ms).bind(to_ms).fetch_all(pool).await?,
+                sqlx::query_as(UNATTRIBUTED_SQLITE).bind(from_ms).bind(to_ms).fetch_all(pool).await?,
+            ),
+        };
+        Ok(crate::batch::Counts {
+            cells: cells.into_iter().map(|(v, e, c, d, k, i, p)| ((v, e, c, d, k), (i, p))).collect(),
+            unattributed: unattributed.into_iter().map(|(v, e, c, d, p)| ((v, e, c, d), p)).collect(),
+        })
+    }
+}
+
 fn progress_from_rows(
     key: &ProgressKey,
     partition: i32,

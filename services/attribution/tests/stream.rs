@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use nearline_attribution::batch::{self, Range};
 use nearline_attribution::store::Store;
 use nearline_attribution::worker::{self, StatusBoard, Topics, WorkerConfig};
 use nearline_attribution::{join::JoinConfig, service};
@@ -350,6 +351,24 @@ impl Harness {
         }
     }
 
+    /// The batch recount of `[from, to)` from the topics.
+    async fn recount(&self, from_ms: i64, to_ms: i64) -> batch::BatchFacts {
+        let range = Range::new(from_ms, to_ms, &self.config.join).expect("aligned range");
+        let (inputs, undecodable) =
+            batch::from_log(self.log.as_ref(), &self.topics, range, &self.config.join, |_, _| {})
+                .await
+                .expect("read");
+        assert_eq!(undecodable, 0);
+        batch::run(self.config.join, range, inputs).expect("batch join")
+    }
+
+    /// Cells of `[from, to)` whose stored counts differ from the batch recount.
+    async fn reconcile(&self, from_ms: i64, to_ms: i64) -> Vec<batch::Difference> {
+        let facts = self.recount(from_ms, to_ms).await;
+        let stored = self.store.load_counts(from_ms, to_ms).await.expect("stored counts");
+        batch::compare(&facts.counts(&self.config.join), &stored)
+    }
+
     /// Counts stored must equal the reference, and each set's size its count.
     async fn assert_counts(&self, events: &[Ev]) {
         let expected = reference(events, &self.config.join);
@@ -377,8 +396,9 @@ impl Harness {
 async fn killed_workers_still_give_exact_counts() {
     let mut harness = Harness::new().await;
     let mut events = workload(7, 1200);
-    events.extend(sentinels(T0 + 5 * HOUR));
-    let expected = reference(&events, &harness.config.join);
+    let tail = sentinels(T0 + 5 * HOUR);
+    let expected_events: Vec<Ev> = events.iter().chain(&tail).cloned().collect();
+    let expected = reference(&expected_events, &harness.config.join);
     assert!(
         expected.cells.values().filter(|(_, plays)| *plays > 0).count() > 10
             && expected.unattributed.len() > 10,
@@ -402,16 +422,28 @@ async fn killed_workers_still_give_exact_counts() {
     }
     let (worker, stop) = harness.spawn_worker();
     harness.wait_drained().await;
+    settle(&mut harness, tail, &mut events).await;
     stop.cancel();
     worker.await.expect("joined").expect("clean stop");
     harness.assert_counts(&events).await;
+    assert_eq!(harness.reconcile(T0 - HOUR, T0 + 6 * HOUR).await, vec![], "reconcile finds no difference");
+}
+
+/// Moves every partition's watermark past all deadlines once the workload is consumed
+/// (an impression far ahead on each), so the stream settles its unattributed plays.
+///
+/// Published only after the rest is drained: the watermark spans both topics, and a
+/// sentinel read before the plays of its partition would make those plays too late.
+async fn settle(harness: &mut Harness, tail: Vec<Ev>, events: &mut Vec<Ev>) {
+    harness.publish(&tail).await;
+    harness.wait_drained().await;
+    events.extend(tail);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_worker_joining_mid_stream_keeps_counts_exact() {
     let mut harness = Harness::new().await;
     let mut events = workload(11, 1000);
-    events.extend(sentinels(T0 + 5 * HOUR));
     let (first_half, second_half) = events.split_at(events.len() / 2);
 
     harness.publish(first_half).await;
@@ -427,11 +459,13 @@ async fn a_second_worker_joining_mid_stream_keeps_counts_exact() {
         (!second_status.snapshot().is_empty()).then_some(())
     })
     .await;
+    settle(&mut harness, sentinels(T0 + 5 * HOUR), &mut events).await;
     first_stop.cancel();
     second_stop.cancel();
     first.await.expect("joined").expect("first stops cleanly");
     second.await.expect("joined").expect("second stops cleanly");
     harness.assert_counts(&events).await;
+    assert_eq!(harness.reconcile(T0 - HOUR, T0 + 6 * HOUR).await, vec![], "reconcile finds no difference");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -487,4 +521,67 @@ async fn a_play_four_hours_late_counts_in_its_impressions_epoch() {
         "the play counts in the impression's epoch: {counts:?}"
     );
     harness.assert_counts(&events).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_late_events_go_to_the_late_topic_and_backfill_counts_them() {
+    let mut harness = Harness::new().await;
+    let request = "too-late".to_string();
+    let p = partition_for_key(request.as_bytes(), PARTITIONS);
+    let filler = (0..)
+        .map(|i| format!("filler-{i}"))
+        .find(|r| partition_for_key(r.as_bytes(), PARTITIONS) == p)
+        .unwrap();
+    let advance = vec![Ev::Impression {
+        request: filler,
+        video: 8,
+        t: T0 + 8 * HOUR,
+        country: "US",
+        device: "tv",
+        canvas: "row",
+    }];
+    // Both more than the allowed 6 h behind the watermark when they arrive.
+    let late = vec![
+        Ev::Impression {
+            request: request.clone(),
+            video: 7,
+            t: T0 + 10 * MINUTE,
+            country: "CA",
+            device: "tv",
+            canvas: "row",
+        },
+        Ev::Play { request: request.clone(), video: 7, t: T0 + 20 * MINUTE, country: "CA", device: "tv" },
+    ];
+    harness.publish(&advance).await;
+    let (worker, stop) = harness.spawn_worker();
+    harness.wait_drained().await;
+    harness.publish(&late).await;
+    harness.wait_drained().await;
+
+    let late_records: i64 = {
+        let mut sum = 0;
+        for partition in 0..PARTITIONS {
+            let tp = TopicPartition::new(harness.topics.late.clone(), partition);
+            sum += harness.log.watermarks(&tp).await.unwrap().1;
+        }
+        sum
+    };
+    assert_eq!(late_records, 2, "both too-late events are on the late topic");
+    let cell = (7, T0, "CA".to_string(), "tv".to_string(), "row".to_string());
+    assert_eq!(harness.counts().await.cells.get(&cell), None, "the stream did not count them");
+    assert_eq!(harness.reconcile(T0, T0 + HOUR).await.len(), 1, "reconcile reports the one missing cell");
+
+    let facts = harness.recount(T0, T0 + HOUR).await;
+    harness.store.write(facts.as_facts(), &[]).await.expect("backfill written");
+    assert_eq!(harness.counts().await.cells.get(&cell), Some(&(1, 1)), "backfill counted them");
+    // A second backfill changes nothing.
+    harness.store.write(facts.as_facts(), &[]).await.expect("backfill written again");
+    assert_eq!(harness.counts().await.cells.get(&cell), Some(&(1, 1)));
+    assert_eq!(
+        harness.reconcile(T0, T0 + 9 * HOUR).await,
+        vec![],
+        "reconcile finds no difference after backfill"
+    );
+    stop.cancel();
+    worker.await.expect("joined").expect("clean stop");
 }

@@ -1,0 +1,169 @@
+//! `nearline backfill` and `nearline reconcile`: the join in batch over a bounded input.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use nearline_attribution::batch::{self, Difference, Range};
+use nearline_attribution::join::Input;
+use nearline_attribution::service;
+use nearline_attribution::worker::Topics;
+use nearline_runtime::Config;
+use nearline_storage::Database;
+
+use crate::backends;
+use crate::cli::BatchArgs;
+
+/// Recounts the range and writes the facts into the stored sets.
+pub(crate) async fn backfill(args: BatchArgs, config: &Config) -> anyhow::Result<()> {
+    let (database, facts) = recount(&args, config).await?;
+    let topics = Topics::default();
+    let store = service::store(&config.attribution, database, &topics);
+    store.write(facts.as_facts(), &[]).await.context("writing the backfilled facts")?;
+    println!(
+        "backfilled {} impression, {} play and {} unattributed memberships (already stored ones unchanged)",
+        facts.impressions.len(),
+        facts.plays.len(),
+        facts.unattributed.len()
+    );
+    Ok(())
+}
+
+/// Recounts the range and compares it with the stored counts; fails when any differ.
+pub(crate) async fn reconcile(args: BatchArgs, config: &Config) -> anyhow::Result<()> {
+    let (database, facts) = recount(&args, config).await?;
+    let join = service::join_config(&config.attribution);
+    let store = service::store(&config.attribution, database, &Topics::default());
+    let stored = store.load_counts(args.from, args.to).await.context("reading stored counts")?;
+    let differences = batch::compare(&facts.counts(&join), &stored);
+    if differences.is_empty() {
+        println!("0 differences: every cell in the range matches the batch recount");
+        return Ok(());
+    }
+    print_differences(&differences);
+    bail!("{} cell(s) differ between the stored counts and the batch recount", differences.len())
+}
+
+fn print_differences(differences: &[Difference]) {
+    println!(
+        "{:<12} {:<22} {:<8} {:<10} {:<12} {:>20} {:>20}",
+        "video_id", "epoch", "country", "device", "canvas", "batch (imp/plays)", "stored (imp/plays)"
+    );
+    for difference in differences {
+        match difference {
+            Difference::Cell { key: (video, epoch, country, device, canvas), batch, stored } => println!(
+                "{video:<12} {:<22} {country:<8} {device:<10} {canvas:<12} {:>20} {:>20}",
+                time(*epoch),
+                format!("{}/{}", batch.0, batch.1),
+                format!("{}/{}", stored.0, stored.1)
+            ),
+            Difference::Unattributed { key: (video, epoch, country, device), batch, stored } => println!(
+                "{video:<12} {:<22} {country:<8} {device:<10} {:<12} {:>20} {:>20}",
+                time(*epoch),
+                "(unattributed)",
+                batch,
+                stored
+            ),
+        }
+    }
+}
+
+fn time(ms: i64) -> String {
+    let at = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
+/// Opens the database and runs the batch join over the chosen input.
+async fn recount(args: &BatchArgs, config: &Config) -> anyhow::Result<(Database, batch::BatchFacts)> {
+    let join = service::join_config(&config.attribution);
+    let range = Range::new(args.from, args.to, &join)?;
+    let database = if args.embedded {
+        let database = Database::Sqlite(nearline_storage::connect_sqlite(&config.embedded.sqlite_path).await?);
+        database.migrate().await?;
+        database
+    } else {
+        Database::Postgres(nearline_storage::connect_postgres(&config.database, false).await?)
+    };
+
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    let inputs = if args.input == "kafka" {
+        if args.embedded {
+            bail!("--embedded needs --input DIR: the in-process log exists only inside `nearline serve`");
+        }
+        bar.set_message("reading topics");
+        let log = backends::kafka(config)?;
+        let (inputs, undecodable) = batch::from_log(&log, &Topics::default(), range, &join, |read, total| {
+            bar.set_length(total);
+            bar.set_position(read);
+        })
+        .await?;
+        if undecodable > 0 {
+            eprintln!("skipped {undecodable} undecodable record(s); see the log for which");
+        }
+        inputs
+    } else {
+        read_directory(Path::new(&args.input), &bar, &config.ingest.default_region, range, &join)?
+    };
+    bar.finish_and_clear();
+    eprintln!("joining {} input event(s) in batch", inputs.len());
+    let facts = batch::run(join, range, inputs)?;
+    Ok((database, facts))
+}
+
+/// Reads every `.ndjson` / `.ndjson.gz` file of `dir` (events in the ingest JSON shape).
+/// A malformed or invalid line fails the whole run, naming the file and line.
+fn read_directory(
+    dir: &Path,
+    bar: &ProgressBar,
+    default_region: &str,
+    range: Range,
+    join: &nearline_attribution::join::JoinConfig,
+) -> anyhow::Result<Vec<Input>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("--input {}: not a readable directory (nor `kafka`)", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            name.ends_with(".ndjson") || name.ends_with(".ndjson.gz")
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!("--input {}: no .ndjson or .ndjson.gz files", dir.display());
+    }
+    bar.set_message("reading files");
+    bar.set_length(files.len() as u64);
+    let mut inputs = Vec::new();
+    let mut offset = 0i64;
+    for path in &files {
+        let mut body = Vec::new();
+        let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        if path.extension().is_some_and(|e| e == "gz") {
+            flate2::read::GzDecoder::new(file).read_to_end(&mut body)
+        } else {
+            std::io::BufReader::new(file).read_to_end(&mut body)
+        }
+        .with_context(|| format!("reading {}", path.display()))?;
+        let decoded = nearline_ingest::event::decode_ndjson(&body, default_region, usize::MAX)
+            .with_context(|| format!("{}", path.display()))?;
+        if let Some(violation) = decoded.violations.first() {
+            bail!("{}: {violation:?} ({} problem(s) in all)", path.display(), decoded.violations.len());
+        }
+        for event in decoded.events {
+            if let Some(input) = nearline_attribution::decode::from_event(event, offset)
+                && range.wants(join, input.event.event_time_ms())
+            {
+                inputs.push(input);
+            }
+            offset += 1;
+        }
+        bar.inc(1);
+    }
+    Ok(inputs)
+}
