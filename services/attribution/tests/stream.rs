@@ -8,11 +8,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use nearline_attribution::batch::{self, Range};
+use nearline_attribution::grpc::AttributionApi;
 use nearline_attribution::store::Store;
 use nearline_attribution::worker::{self, StatusBoard, Topics, WorkerConfig};
 use nearline_attribution::{join::JoinConfig, service};
 use nearline_eventlog::kafka::{KafkaConfig, KafkaLog};
 use nearline_eventlog::{EventLog, OutgoingRecord, TopicPartition, TopicSpec, partition_for_key};
+use nearline_proto::attribution::v1::GetProgressRequest;
+use nearline_proto::attribution::v1::attribution_service_server::AttributionService as _;
 use nearline_proto::events::v1 as pb;
 use nearline_runtime::config::{AttributionConfig, DatabaseConfig, DatabaseUrl};
 use nearline_storage::Database;
@@ -427,6 +430,23 @@ async fn killed_workers_still_give_exact_counts() {
     worker.await.expect("joined").expect("clean stop");
     harness.assert_counts(&events).await;
     assert_eq!(harness.reconcile(T0 - HOUR, T0 + 6 * HOUR).await, vec![], "reconcile finds no difference");
+
+    // GetProgress reports every partition caught up, watermarks at the sentinels.
+    let api = AttributionApi {
+        store: harness.store.clone(),
+        status: StatusBoard::default(),
+        log: harness.log.clone(),
+        topics: harness.topics.clone(),
+        allowed_lateness_ms: harness.config.join.allowed_lateness_ms,
+    };
+    let progress =
+        api.get_progress(tonic::Request::new(GetProgressRequest {})).await.expect("progress").into_inner();
+    assert_eq!(progress.partitions.len(), PARTITIONS as usize);
+    for partition in &progress.partitions {
+        assert_eq!(partition.lag, 0, "partition {} is caught up", partition.partition);
+        assert_eq!(partition.watermark_ms, T0 + 15 * HOUR, "partition {} watermark", partition.partition);
+    }
+    assert_eq!(progress.complete_until_ms, T0 + 15 * HOUR - harness.config.join.allowed_lateness_ms);
 }
 
 /// Moves every partition's watermark past all deadlines once the workload is consumed
