@@ -58,10 +58,15 @@ if [ -z "${DATABASE_URL:-}" ]; then
 fi
 export DATABASE_URL
 psql "$DATABASE_URL" -Atqc 'SELECT 1' >/dev/null || die "cannot connect to Postgres at DATABASE_URL"
-# Every test creates its own database; drop those earlier runs left behind.
-for stale in $(psql "$DATABASE_URL" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'nearline\_test\_%' OR datname LIKE 'nearline\_created\_%'"); do
-    psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$stale\" WITH (FORCE)" >/dev/null
-done
+# Every test creates its own database; drop those earlier runs left behind (not ones
+# in use: another run on this machine may be going on).
+psql "$DATABASE_URL" -Atq >/dev/null <<'SQL'
+SELECT format('DROP DATABASE IF EXISTS %I', d.datname)
+FROM pg_database d
+WHERE (d.datname LIKE 'nearline\_test\_%' OR d.datname LIKE 'nearline\_created\_%')
+  AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)
+\gexec
+SQL
 echo "Postgres: $(psql "$DATABASE_URL" -Atqc 'SHOW server_version')"
 
 # --- 2. The tansu broker -----------------------------------------------------------------

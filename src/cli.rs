@@ -138,7 +138,8 @@ fn parse_time(text: &str) -> Result<i64, String> {
     }
     let time = humantime::parse_rfc3339_weak(text)
         .map_err(|e| format!("{text:?} is neither RFC 3339 nor milliseconds since the Unix epoch: {e}"))?;
-    let since_epoch = time.duration_since(std::time::UNIX_EPOCH).map_err(|_| format!("{text:?} is before 1970"))?;
+    let since_epoch =
+        time.duration_since(std::time::UNIX_EPOCH).map_err(|_| format!("{text:?} is before 1970"))?;
     i64::try_from(since_epoch.as_millis()).map_err(|_| format!("{text:?} is too far in the future"))
 }
 

@@ -80,7 +80,8 @@ async fn recount(args: &BatchArgs, config: &Config) -> anyhow::Result<(Database,
     let join = service::join_config(&config.attribution);
     let range = Range::new(args.from, args.to, &join)?;
     let database = if args.embedded {
-        let database = Database::Sqlite(nearline_storage::connect_sqlite(&config.embedded.sqlite_path).await?);
+        let database =
+            Database::Sqlite(nearline_storage::connect_sqlite(&config.embedded.sqlite_path).await?);
         database.migrate().await?;
         database
     } else {

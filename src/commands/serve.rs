@@ -81,7 +81,9 @@ async fn run(
 ) -> anyhow::Result<()> {
     match service {
         ServiceName::Ingest => nearline_ingest::run(config, database, log, listeners, shutdown).await?,
-        ServiceName::Attribution => nearline_attribution::run(config, database, log, listeners, shutdown).await?,
+        ServiceName::Attribution => {
+            nearline_attribution::run(config, database, log, listeners, shutdown).await?
+        }
         ServiceName::Insights => nearline_insights::run(config, database, log, listeners, shutdown).await?,
         ServiceName::Billboard => nearline_billboard::run(config, database, log, listeners, shutdown).await?,
         ServiceName::All => unreachable!("expanded into the four services"),
