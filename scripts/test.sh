@@ -6,7 +6,9 @@
 #   2. the tansu Kafka-protocol broker (installed once per machine, started on a free
 #      loopback port with SQLite storage in a temporary directory, always stopped);
 #   3. system packages the checks use (docker-compose for validating the compose file);
-#   4. cargo fmt, clippy, all tests with nextest (plus doc tests), compose validation.
+#   4. cargo fmt, clippy, all tests with nextest (plus doc tests), the dashboard's browser
+#      test (Debian chromium driven by playwright-core; the screenshot goes to
+#      test-artifacts/), compose validation.
 #
 # Environment: DATABASE_URL (server to create per-test databases on), TANSU_VERSION,
 # NEARLINE_TEST_KEEP_BROKER=1 to leave the broker's directory for inspection.
@@ -123,6 +125,9 @@ cargo nextest run --workspace --locked --no-fail-fast
 
 step "doc tests"
 cargo test --workspace --doc --locked
+
+step "dashboard browser test (Debian chromium + playwright-core)"
+CARGO_LOCKED=1 bash services/insights/browser-test/run.sh
 
 step "docker-compose config"
 docker-compose -f docker-compose.yml config -q

@@ -16,7 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure().file_descriptor_set_path(&descriptor_path).compile_with_config(
         config,
         &protos,
-        &[root.clone()],
+        std::slice::from_ref(&root),
     )?;
     println!("cargo:rerun-if-changed={}", root.display());
     Ok(())

@@ -2,14 +2,35 @@
 //!
 //! The crate is a library: [`run`] serves the service until shutdown; the `nearline`
 //! binary wires it to its configuration, database and event log.
+//!
+//! - [`query`]: validation and planning of queries, pure;
+//! - [`launch`]: comparable launches, median and interquartile range, pure;
+//! - [`repository`]: the fixed SQL over Postgres or SQLite;
+//! - [`service`]: the queries, shared by [`http`] and [`grpc`];
+//! - [`cache`]: a small result cache keyed by query and `complete_until`;
+//! - [`error`]: the one error type, answered over both.
+
+pub mod cache;
+pub mod error;
+pub mod grpc;
+pub mod http;
+pub mod launch;
+pub mod query;
+pub mod repository;
+pub mod service;
+
+mod dashboard;
 
 use std::sync::Arc;
 
 use nearline_eventlog::EventLog;
+use nearline_runtime::auth::Authenticator;
 use nearline_runtime::server::{self, Listeners, ServiceApis};
 use nearline_runtime::{Config, Readiness};
 use nearline_storage::Database;
 use tokio_util::sync::CancellationToken;
+
+pub use service::{Insights, Settings};
 
 /// Errors that stop the service.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +46,18 @@ pub enum Error {
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The service's gRPC and HTTP APIs over `database`, before the shared endpoints are added.
+pub fn apis(config: &Config, database: Database) -> ServiceApis {
+    let insights = Insights::new(repository::Repository::new(database), Settings::from_config(config));
+    let auth = Authenticator::new(&config.auth);
+    ServiceApis {
+        name: "insights",
+        grpc: tonic::service::Routes::new(grpc::service(insights.clone(), &auth)),
+        grpc_service_names: vec!["nearline.insights.v1.InsightsService"],
+        http: http::router(insights, auth),
+    }
+}
+
 /// Serves the insights service on `listeners` until `shutdown` is cancelled.
 pub async fn run(
     config: Arc<Config>,
@@ -34,13 +67,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let readiness = Readiness::new();
-    let apis = ServiceApis {
-        name: "insights",
-        grpc: tonic::service::Routes::default(),
-        grpc_service_names: Vec::new(),
-        http: axum::Router::new(),
-    };
     database.ping().await?;
+    let apis = apis(&config, database);
     readiness.set_ready();
     server::serve(apis, listeners, &config.insights.server(), readiness, shutdown).await?;
     Ok(())

@@ -1,0 +1,109 @@
+//! The fixed statement texts, one set per backend. They differ only in how a bound list
+//! is matched: `= ANY($n)` over a Postgres array, `IN (SELECT value FROM json_each(?n))`
+//! over a JSON array on SQLite. An empty list matches everything.
+
+/// Postgres statements.
+pub(super) mod pg {
+    pub(in crate::repository) const VIDEO: &str =
+        "SELECT video_id, title, kind, genres, launch_at_ms FROM videos WHERE video_id = $1";
+
+    pub(in crate::repository) const SEARCH: &str = r"SELECT video_id, title, kind, genres, launch_at_ms
+        FROM videos WHERE lower(title) LIKE $1 ESCAPE '\' ORDER BY video_id LIMIT $2";
+
+    pub(in crate::repository) const TITLES: &str =
+        "SELECT video_id, title FROM videos WHERE video_id = ANY($1)";
+
+    pub(in crate::repository) const LAUNCHES: &str = "SELECT video_id, title, kind, genres, launch_at_ms
+        FROM videos WHERE kind = $1 AND launch_at_ms >= $2 AND launch_at_ms < $3
+        ORDER BY launch_at_ms DESC, video_id LIMIT $4";
+
+    pub(in crate::repository) const MIN_WATERMARK: &str =
+        "SELECT MIN(watermark_ms) FROM partition_progress WHERE consumer_group = $1";
+
+    pub(in crate::repository) const PERFORMANCE: &str = "SELECT
+            (epoch_start_ms / $4) * $4,
+            CASE WHEN $5 THEN country ELSE '' END,
+            CASE WHEN $6 THEN device ELSE '' END,
+            CASE WHEN $7 THEN canvas ELSE '' END,
+            SUM(impressions)::BIGINT,
+            SUM(plays)::BIGINT
+        FROM cell_counts
+        WHERE video_id = $1 AND epoch_start_ms >= $2 AND epoch_start_ms < $3
+          AND (cardinality($8::text[]) = 0 OR country = ANY($8))
+          AND (cardinality($9::text[]) = 0 OR device = ANY($9))
+          AND (cardinality($10::text[]) = 0 OR canvas = ANY($10))
+        GROUP BY 1, 2, 3, 4";
+
+    pub(in crate::repository) const UNATTRIBUTED: &str = "SELECT COALESCE(SUM(plays), 0)::BIGINT
+        FROM unattributed_counts
+        WHERE video_id = $1 AND epoch_start_ms >= $2 AND epoch_start_ms < $3
+          AND (cardinality($4::text[]) = 0 OR country = ANY($4))
+          AND (cardinality($5::text[]) = 0 OR device = ANY($5))";
+
+    pub(in crate::repository) const TOP: &str =
+        "SELECT video_id, SUM(impressions)::BIGINT, SUM(plays)::BIGINT
+        FROM cell_counts
+        WHERE epoch_start_ms >= $1 AND epoch_start_ms < $2
+          AND (cardinality($3::text[]) = 0 OR country = ANY($3))
+          AND (cardinality($4::text[]) = 0 OR device = ANY($4))
+          AND (cardinality($5::text[]) = 0 OR canvas = ANY($5))
+        GROUP BY video_id";
+
+    pub(in crate::repository) const EPOCHS: &str =
+        "SELECT epoch_start_ms, SUM(impressions)::BIGINT, SUM(plays)::BIGINT
+        FROM cell_counts
+        WHERE video_id = $1 AND epoch_start_ms >= $2 AND epoch_start_ms < $3
+        GROUP BY epoch_start_ms";
+}
+
+/// SQLite statements.
+pub(super) mod sqlite {
+    pub(in crate::repository) const VIDEO: &str =
+        "SELECT video_id, title, kind, genres, launch_at_ms FROM videos WHERE video_id = ?1";
+
+    pub(in crate::repository) const SEARCH: &str = r"SELECT video_id, title, kind, genres, launch_at_ms
+        FROM videos WHERE lower(title) LIKE ?1 ESCAPE '\' ORDER BY video_id LIMIT ?2";
+
+    pub(in crate::repository) const TITLES: &str =
+        "SELECT video_id, title FROM videos WHERE video_id IN (SELECT value FROM json_each(?1))";
+
+    pub(in crate::repository) const LAUNCHES: &str = "SELECT video_id, title, kind, genres, launch_at_ms
+        FROM videos WHERE kind = ?1 AND launch_at_ms >= ?2 AND launch_at_ms < ?3
+        ORDER BY launch_at_ms DESC, video_id LIMIT ?4";
+
+    pub(in crate::repository) const MIN_WATERMARK: &str =
+        "SELECT MIN(watermark_ms) FROM partition_progress WHERE consumer_group = ?1";
+
+    pub(in crate::repository) const PERFORMANCE: &str = "SELECT
+            (epoch_start_ms / ?4) * ?4,
+            CASE WHEN ?5 THEN country ELSE '' END,
+            CASE WHEN ?6 THEN device ELSE '' END,
+            CASE WHEN ?7 THEN canvas ELSE '' END,
+            SUM(impressions),
+            SUM(plays)
+        FROM cell_counts
+        WHERE video_id = ?1 AND epoch_start_ms >= ?2 AND epoch_start_ms < ?3
+          AND (json_array_length(?8) = 0 OR country IN (SELECT value FROM json_each(?8)))
+          AND (json_array_length(?9) = 0 OR device IN (SELECT value FROM json_each(?9)))
+          AND (json_array_length(?10) = 0 OR canvas IN (SELECT value FROM json_each(?10)))
+        GROUP BY 1, 2, 3, 4";
+
+    pub(in crate::repository) const UNATTRIBUTED: &str = "SELECT COALESCE(SUM(plays), 0)
+        FROM unattributed_counts
+        WHERE video_id = ?1 AND epoch_start_ms >= ?2 AND epoch_start_ms < ?3
+          AND (json_array_length(?4) = 0 OR country IN (SELECT value FROM json_each(?4)))
+          AND (json_array_length(?5) = 0 OR device IN (SELECT value FROM json_each(?5)))";
+
+    pub(in crate::repository) const TOP: &str = "SELECT video_id, SUM(impressions), SUM(plays)
+        FROM cell_counts
+        WHERE epoch_start_ms >= ?1 AND epoch_start_ms < ?2
+          AND (json_array_length(?3) = 0 OR country IN (SELECT value FROM json_each(?3)))
+          AND (json_array_length(?4) = 0 OR device IN (SELECT value FROM json_each(?4)))
+          AND (json_array_length(?5) = 0 OR canvas IN (SELECT value FROM json_each(?5)))
+        GROUP BY video_id";
+
+    pub(in crate::repository) const EPOCHS: &str = "SELECT epoch_start_ms, SUM(impressions), SUM(plays)
+        FROM cell_counts
+        WHERE video_id = ?1 AND epoch_start_ms >= ?2 AND epoch_start_ms < ?3
+        GROUP BY epoch_start_ms";
+}
