@@ -1,0 +1,92 @@
+//! `nearline backfill` and `nearline reconcile` as an operator runs them, on the embedded
+//! SQLite database with a directory of NDJSON (plain and gzipped) files as input.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Output};
+
+const FROM: &str = "2026-11-20T00:00:00Z";
+const TO: &str = "2026-11-20T02:00:00Z";
+
+fn nearline(args: &[&str], sqlite: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nearline"))
+        .args(args)
+        .env("NEARLINE__EMBEDDED__SQLITE_PATH", sqlite)
+        .output()
+        .expect("nearline runs")
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+fn impression(request: &str, time: &str) -> String {
+    format!(
+        r#"{{"type":"impression","event_id":"i-{request}","request_id":"{request}","member_id":"m1","video_id":80100172,"canvas":"row","country":"US","device":"tv","region":"us-east","event_time":"{time}"}}"#
+    )
+}
+
+fn play(request: &str, time: &str) -> String {
+    format!(
+        r#"{{"type":"play","event_id":"p-{request}","request_id":"{request}","member_id":"m1","video_id":80100172,"country":"US","device":"tv","region":"eu-west","event_time":"{time}","watch_seconds":120}}"#
+    )
+}
+
+#[test]
+fn backfill_then_reconcile_agree_and_extra_input_is_reported() {
+    let dir = std::env::temp_dir().join(nearline_testkit::unique_name("nearline_batch_cli"));
+    let input = dir.join("input");
+    std::fs::create_dir_all(&input).unwrap();
+    let sqlite = dir.join("nearline.db");
+
+    let lines = [
+        impression("r1", "2026-11-20T00:05:00Z"),
+        play("r1", "2026-11-20T00:20:00Z"),
+        impression("r2", "2026-11-20T00:40:00Z"),
+        play("r3", "2026-11-20T01:10:00Z"),
+    ];
+    std::fs::write(input.join("a.ndjson"), format!("{}\n{}\n", lines[0], lines[1])).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    writeln!(gz, "{}\n{}", lines[2], lines[3]).unwrap();
+    std::fs::write(input.join("b.ndjson.gz"), gz.finish().unwrap()).unwrap();
+    let input_arg = input.to_str().unwrap();
+
+    let backfill =
+        nearline(&["backfill", "--embedded", "--from", FROM, "--to", TO, "--input", input_arg], &sqlite);
+    assert!(backfill.status.success(), "backfill failed: {}", text(&backfill));
+    assert!(
+        text(&backfill).contains("backfilled 2 impression, 1 play and 1 unattributed"),
+        "{}",
+        text(&backfill)
+    );
+
+    let reconcile =
+        nearline(&["reconcile", "--embedded", "--from", FROM, "--to", TO, "--input", input_arg], &sqlite);
+    assert!(reconcile.status.success(), "reconcile failed: {}", text(&reconcile));
+    assert!(text(&reconcile).contains("0 differences"), "{}", text(&reconcile));
+
+    // One more impression in the input than was backfilled: reconcile names its cell.
+    std::fs::write(input.join("c.ndjson"), format!("{}\n", impression("r4", "2026-11-20T01:35:00Z")))
+        .unwrap();
+    let reconcile =
+        nearline(&["reconcile", "--embedded", "--from", FROM, "--to", TO, "--input", input_arg], &sqlite);
+    assert_eq!(reconcile.status.code(), Some(1), "{}", text(&reconcile));
+    let report = text(&reconcile);
+    assert!(
+        report.contains("2026-11-20T01:30:00Z") && report.contains("1/0") && report.contains("0/0"),
+        "{report}"
+    );
+    assert!(report.contains("1 cell(s) differ"), "{report}");
+
+    let misaligned = nearline(
+        &["reconcile", "--embedded", "--from", "2026-11-20T00:10:00Z", "--to", TO, "--input", input_arg],
+        &sqlite,
+    );
+    assert!(!misaligned.status.success());
+    assert!(
+        text(&misaligned).contains("--from must be aligned to the 30 minute epoch"),
+        "{}",
+        text(&misaligned)
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
