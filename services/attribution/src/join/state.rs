@@ -239,7 +239,7 @@ impl JoinState {
         if self.outcomes.next_deadline().is_some_and(|d| to.is_none_or(|wm| d < wm)) {
             while let Some(due) = self.outcomes.pop_due(to) {
                 if let Some(pending) = due {
-                    self.settle_outcome(pending, None, emit, out);
+                    self.settle_outcome(*pending, None, emit, out);
                 }
             }
         }
@@ -266,7 +266,7 @@ impl JoinState {
         if record.is(OUTCOME_PENDING) {
             // Unreachable with a validated config (timers fire first); settle rather than lose it.
             if let Some(pending) = self.outcomes.take(record.outcome) {
-                self.settle_outcome(pending, None, emit, out);
+                self.settle_outcome(*pending, None, emit, out);
             }
         }
         if record.is_play() && !record.is(MATCHED) {
@@ -540,7 +540,7 @@ impl JoinState {
                     && cfg.rewards(r.time_ms, t)
                     && let Some(pending) = self.outcomes.take(r.outcome)
                 {
-                    self.settle_outcome(pending, Some(t), emit, out);
+                    self.settle_outcome(*pending, Some(t), emit, out);
                 }
             }
             i = r.next;
@@ -578,7 +578,7 @@ impl JoinState {
     /// Emits a pending outcome: played when `play_time` is given, else not.
     fn settle_outcome(
         &mut self,
-        pending: Box<PendingOutcome>,
+        pending: PendingOutcome,
         play_time: Option<i64>,
         emit: bool,
         out: &mut Outputs,
@@ -588,7 +588,7 @@ impl JoinState {
         record.outcome = NIL;
         let record = *record;
         if emit {
-            let PendingOutcome { request_id, member_id, artwork_id, explore, .. } = *pending;
+            let PendingOutcome { request_id, member_id, artwork_id, explore, .. } = pending;
             out.outcomes.push(Outcome {
                 request_id,
                 member_id,
