@@ -1,0 +1,265 @@
+//! The video catalog (`videos`): what attribution and insights know about each title.
+//!
+//! One repository over both backends, with the query written once per dialect and
+//! every value bound (never spliced into SQL). Genres are stored as a JSON array in a
+//! TEXT column, the same representation on Postgres and SQLite.
+
+use nearline_storage::Database;
+use serde_json::{Map, Value};
+
+use crate::error::{ApiError, FieldError};
+use crate::validate;
+
+/// Most characters of a title.
+pub const MAX_TITLE_CHARS: usize = 512;
+/// Most genres of one title.
+pub const MAX_GENRES: usize = 32;
+
+/// Movie or series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A film.
+    Movie,
+    /// A show with episodes.
+    Series,
+}
+
+impl Kind {
+    /// The stored and JSON name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Movie => "movie",
+            Kind::Series => "series",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "movie" => Some(Kind::Movie),
+            "series" => Some(Kind::Series),
+            _ => None,
+        }
+    }
+}
+
+/// One catalog entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Video {
+    /// Positive video id.
+    pub video_id: i64,
+    /// Display title, 1..=512 characters.
+    pub title: String,
+    /// Movie or series.
+    pub kind: Kind,
+    /// Genre tokens.
+    pub genres: Vec<String>,
+    /// Launch time, ms since the Unix epoch, when known.
+    pub launch_at_ms: Option<i64>,
+}
+
+impl Video {
+    /// The JSON answered by `GET /v1/videos/{id}`.
+    pub fn to_json(&self) -> Value {
+        let launch_at = self
+            .launch_at_ms
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        serde_json::json!({
+            "video_id": self.video_id,
+            "title": self.title,
+            "kind": self.kind.as_str(),
+            "genres": self.genres,
+            "launch_at": launch_at,
+            "launch_at_ms": self.launch_at_ms,
+        })
+    }
+
+    /// Reads a `PUT /v1/videos/{id}` body for video `video_id`, with every problem.
+    pub fn from_json(video_id: i64, body: Value) -> Result<Self, Vec<FieldError>> {
+        let mut problems = Vec::new();
+        let mut fail =
+            |field: &str, reason: String| problems.push(FieldError { field: field.into(), reason });
+        let Value::Object(mut map) = body else {
+            fail("body", "must be a JSON object".into());
+            return Err(problems);
+        };
+        let title = match take(&mut map, "title") {
+            Some(Value::String(title)) => {
+                let chars = title.chars().count();
+                if !(1..=MAX_TITLE_CHARS).contains(&chars) || title.trim().is_empty() {
+                    fail(
+                        "title",
+                        format!("must be 1..={MAX_TITLE_CHARS} characters, not blank; got {chars}"),
+                    );
+                }
+                title
+            }
+            Some(_) => {
+                fail("title", "must be a string".into());
+                String::new()
+            }
+            None => {
+                fail("title", "is required".into());
+                String::new()
+            }
+        };
+        let kind = match take(&mut map, "kind") {
+            Some(Value::String(kind)) => Kind::parse(&kind).unwrap_or_else(|| {
+                fail("kind", format!("must be \"movie\" or \"series\", got {kind:?}"));
+                Kind::Movie
+            }),
+            Some(_) => {
+                fail("kind", "must be \"movie\" or \"series\"".into());
+                Kind::Movie
+            }
+            None => {
+                fail("kind", "is required: \"movie\" or \"series\"".into());
+                Kind::Movie
+            }
+        };
+        let mut genres = Vec::new();
+        match take(&mut map, "genres") {
+            None => {}
+            Some(Value::Array(values)) => {
+                if values.len() > MAX_GENRES {
+                    fail("genres", format!("at most {MAX_GENRES} genres, got {}", values.len()));
+                }
+                for (i, value) in values.into_iter().enumerate() {
+                    match value {
+                        Value::String(genre) => match validate::token(&genre) {
+                            Ok(()) => genres.push(genre),
+                            Err(reason) => fail(&format!("genres[{i}]"), reason),
+                        },
+                        _ => fail(&format!("genres[{i}]"), "must be a string".into()),
+                    }
+                }
+            }
+            Some(_) => fail("genres", "must be an array of genre tokens".into()),
+        }
+        let launch_at_ms = match take(&mut map, "launch_at") {
+            None => None,
+            Some(Value::String(text)) => match chrono::DateTime::parse_from_rfc3339(&text) {
+                Ok(time) => Some(time.timestamp_millis()),
+                Err(e) => {
+                    fail("launch_at", format!("{text:?} is not an RFC 3339 time: {e}"));
+                    None
+                }
+            },
+            Some(value) => value.as_i64().map(Some).unwrap_or_else(|| {
+                fail(
+                    "launch_at",
+                    "must be an RFC 3339 time or integer milliseconds since the Unix epoch".into(),
+                );
+                None
+            }),
+        };
+        for key in map.keys() {
+            fail(key, "is not a field of a video".into());
+        }
+        if problems.is_empty() {
+            Ok(Video { video_id, title, kind, genres, launch_at_ms })
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+fn take(map: &mut Map<String, Value>, field: &str) -> Option<Value> {
+    map.remove(field).filter(|v| !v.is_null())
+}
+
+/// Parses a `{id}` path segment: a positive integer.
+pub fn parse_video_id(text: &str) -> Result<i64, ApiError> {
+    match text.parse::<i64>() {
+        Ok(id) if id > 0 => Ok(id),
+        _ => Err(ApiError::InvalidVideo(vec![FieldError {
+            field: "video_id".into(),
+            reason: format!("must be a positive integer, got {text:?}"),
+        }])),
+    }
+}
+
+/// The `videos` table of either backend.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    database: Database,
+}
+
+type Row = (i64, String, String, String, Option<i64>);
+
+impl Catalog {
+    /// The catalog in `database`.
+    pub fn new(database: Database) -> Self {
+        Self { database }
+    }
+
+    /// Inserts or replaces a video.
+    pub async fn upsert(&self, video: &Video) -> Result<(), ApiError> {
+        let genres = serde_json::to_string(&video.genres).expect("a list of strings serializes");
+        match &self.database {
+            Database::Postgres(pool) => sqlx::query(
+                "INSERT INTO videos (video_id, title, kind, genres, launch_at_ms, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, now())
+                 ON CONFLICT (video_id) DO UPDATE SET title = EXCLUDED.title, kind = EXCLUDED.kind,
+                   genres = EXCLUDED.genres, launch_at_ms = EXCLUDED.launch_at_ms, updated_at = now()",
+            )
+            .bind(video.video_id)
+            .bind(&video.title)
+            .bind(video.kind.as_str())
+            .bind(&genres)
+            .bind(video.launch_at_ms)
+            .execute(pool)
+            .await
+            .map(drop),
+            Database::Sqlite(pool) => sqlx::query(
+                "INSERT INTO videos (video_id, title, kind, genres, launch_at_ms, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+                 ON CONFLICT (video_id) DO UPDATE SET title = excluded.title, kind = excluded.kind,
+                   genres = excluded.genres, launch_at_ms = excluded.launch_at_ms,
+                   updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+            )
+            .bind(video.video_id)
+            .bind(&video.title)
+            .bind(video.kind.as_str())
+            .bind(&genres)
+            .bind(video.launch_at_ms)
+            .execute(pool)
+            .await
+            .map(drop),
+        }
+        .map_err(ApiError::Database)
+    }
+
+    /// The video with `video_id`, if the catalog has it.
+    pub async fn get(&self, video_id: i64) -> Result<Option<Video>, ApiError> {
+        let row: Option<Row> = match &self.database {
+            Database::Postgres(pool) => {
+                sqlx::query_as(
+                    "SELECT video_id, title, kind, genres, launch_at_ms FROM videos WHERE video_id = $1",
+                )
+                .bind(video_id)
+                .fetch_optional(pool)
+                .await
+            }
+            Database::Sqlite(pool) => {
+                sqlx::query_as(
+                    "SELECT video_id, title, kind, genres, launch_at_ms FROM videos WHERE video_id = ?1",
+                )
+                .bind(video_id)
+                .fetch_optional(pool)
+                .await
+            }
+        }
+        .map_err(ApiError::Database)?;
+        Ok(row.map(|(video_id, title, kind, genres, launch_at_ms)| Video {
+            video_id,
+            title,
+            // The table's CHECK constraint admits only these two.
+            kind: Kind::parse(&kind).unwrap_or(Kind::Movie),
+            // Rows are written by `upsert`; anything else in the column reads as no genres.
+            genres: serde_json::from_str(&genres).unwrap_or_default(),
+            launch_at_ms,
+        }))
+    }
+}
