@@ -1,3 +1,6 @@
+// figment::Jail fixes the closures' error type to figment::Error; its size is not ours to choose.
+#![allow(clippy::result_large_err)]
+
 use std::path::Path;
 
 use figment::Jail;
