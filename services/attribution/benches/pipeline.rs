@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use nearline_attribution::catalog::CatalogCache;
 use nearline_attribution::service;
 use nearline_attribution::worker::{self, StatusBoard, Topics, WorkerConfig};
 use nearline_eventlog::kafka::{KafkaConfig, KafkaLog};
@@ -142,8 +143,14 @@ async fn main() {
     let status = StatusBoard::default();
     let stop = CancellationToken::new();
     let start = Instant::now();
-    let running =
-        tokio::spawn(worker::run(log.clone(), store.clone(), config.clone(), status.clone(), stop.clone()));
+    let running = tokio::spawn(worker::run(
+        log.clone(),
+        store.clone(),
+        CatalogCache::empty(),
+        config.clone(),
+        status.clone(),
+        stop.clone(),
+    ));
     wait_stored(&store, events as i64).await;
     let took = start.elapsed();
     let state: (u64, u64) = status
@@ -194,8 +201,14 @@ async fn main() {
     log.publish(markers).await.expect("markers");
     let start = Instant::now();
     let stop = CancellationToken::new();
-    let running =
-        tokio::spawn(worker::run(log.clone(), store.clone(), config, StatusBoard::default(), stop.clone()));
+    let running = tokio::spawn(worker::run(
+        log.clone(),
+        store.clone(),
+        CatalogCache::empty(),
+        config,
+        StatusBoard::default(),
+        stop.clone(),
+    ));
     wait_stored(&store, events as i64 + i64::from(PARTITIONS)).await;
     println!(
         "recovery after a kill with {} pending entries: {:.2} s to rebuild state and process new records",

@@ -151,8 +151,9 @@ pub fn late_record(topic: &str, late: &Late) -> OutgoingRecord {
     }
 }
 
-/// The record for `nearline.outcomes.v1`, keyed by request id.
-pub fn outcome_record(topic: &str, outcome: &Outcome) -> OutgoingRecord {
+/// The record for `nearline.outcomes.v1`, keyed by request id, with the catalog's
+/// facts about the title when it has them.
+pub fn outcome_record(topic: &str, outcome: &Outcome, title: Option<pb::TitleInfo>) -> OutgoingRecord {
     let request_id = outcome.request_id.to_string();
     let message = pb::Outcome {
         request_id: request_id.clone(),
@@ -166,6 +167,7 @@ pub fn outcome_record(topic: &str, outcome: &Outcome) -> OutgoingRecord {
         played: outcome.played,
         impression_time_ms: outcome.impression_time_ms,
         play_time_ms: outcome.play_time_ms,
+        title,
     };
     OutgoingRecord {
         topic: topic.to_string(),

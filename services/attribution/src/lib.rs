@@ -3,11 +3,13 @@
 //!
 //! - [`join`]: the pure core, a state machine with no I/O that the streaming worker feeds
 //!   per partition and batch backfill feeds over a bounded input (DESIGN §3–4);
-//! - [`worker`]: the streaming join over the event log, writing through [`store`];
+//! - [`worker`]: the streaming join over the event log, writing through [`store`] and
+//!   enriching outcomes from the [`catalog`];
 //! - [`service`]: `nearline serve attribution`, the worker plus the gRPC progress API;
 //! - [`batch`]: the same join over a bounded input, for `nearline backfill` and `reconcile`.
 
 pub mod batch;
+pub mod catalog;
 pub mod decode;
 pub mod error;
 pub mod grpc;

@@ -53,6 +53,17 @@ pub fn describe() {
         "Largest event time seen, by partition."
     );
     describe_gauge!("nearline_attribution_lag", Unit::Count, "Records not yet processed, by partition.");
+    describe_counter!(
+        "nearline_attribution_catalog_lookups_total",
+        Unit::Count,
+        "Catalog lookups enriching outcomes, by result (hit, miss = title not in the catalog)."
+    );
+    describe_gauge!("nearline_attribution_catalog_titles", Unit::Count, "Titles in the cached catalog.");
+    describe_counter!(
+        "nearline_attribution_catalog_refresh_failures_total",
+        Unit::Count,
+        "Catalog refreshes that failed (the previous copy stays in use)."
+    );
 }
 
 fn source_label(source: Source) -> &'static str {
@@ -104,4 +115,17 @@ pub(crate) fn forget_partition(partition: i32) {
     for name in ["nearline_attribution_state_entries", "nearline_attribution_state_bytes"] {
         gauge!(name, "partition" => p.clone()).set(0.0);
     }
+}
+
+pub(crate) fn catalog_lookup(hit: bool) {
+    counter!("nearline_attribution_catalog_lookups_total", "result" => if hit { "hit" } else { "miss" })
+        .increment(1);
+}
+
+pub(crate) fn catalog_refreshed(titles: usize) {
+    gauge!("nearline_attribution_catalog_titles").set(titles as f64);
+}
+
+pub(crate) fn catalog_refresh_failed() {
+    counter!("nearline_attribution_catalog_refresh_failures_total").increment(1);
 }

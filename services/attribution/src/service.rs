@@ -11,6 +11,7 @@ use nearline_runtime::{Config, Readiness};
 use nearline_storage::Database;
 use tokio_util::sync::CancellationToken;
 
+use crate::catalog::CatalogCache;
 use crate::grpc::AttributionApi;
 use crate::join::JoinConfig;
 use crate::store::{ProgressKey, Store};
@@ -71,7 +72,12 @@ pub async fn run(
     crate::metrics::describe();
     let topics = Topics::default();
     let partitions = check_topics(log.as_ref(), &topics).await?;
-    let store = store(&config.attribution, database, &topics);
+    let catalog = CatalogCache::empty();
+    // Start with the catalog loaded so the first outcomes are enriched; an unreachable
+    // database fails here, before the worker takes partitions.
+    let titles = catalog.refresh(&database).await.map_err(Error::Database)?;
+    tracing::info!(titles, "video catalog loaded");
+    let store = store(&config.attribution, database.clone(), &topics);
     let status = StatusBoard::default();
     let worker_config = WorkerConfig {
         join: join_config(&config.attribution),
@@ -101,10 +107,11 @@ pub async fn run(
     };
 
     let stop = shutdown.child_token();
+    tokio::spawn(catalog.clone().keep_fresh(database, config.attribution.catalog_refresh, stop.clone()));
     let worker = {
         let stop = stop.clone();
         tokio::spawn(async move {
-            let result = worker::run(log, store, worker_config, status, stop.clone()).await;
+            let result = worker::run(log, store, catalog, worker_config, status, stop.clone()).await;
             // A failed worker takes the service down so the orchestrator restarts it.
             stop.cancel();
             result

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use nearline_eventlog::{Consumer, ConsumerEvent, EventLog, Reader, Record, TopicPartition};
 use tokio_util::sync::CancellationToken;
 
+use crate::catalog::CatalogCache;
 use crate::decode;
 use crate::join::{JoinConfig, Outputs, Source};
 use crate::metrics as m;
@@ -99,9 +100,11 @@ impl StatusBoard {
 }
 
 /// Runs the streaming join until `shutdown`, then writes and commits what it has.
+/// Outcomes are enriched from `catalog`.
 pub async fn run(
     log: Arc<dyn EventLog>,
     store: Store,
+    catalog: CatalogCache,
     config: WorkerConfig,
     status: StatusBoard,
     shutdown: CancellationToken,
@@ -111,6 +114,7 @@ pub async fn run(
     let mut worker = Worker {
         log,
         store,
+        catalog,
         config,
         consumer,
         reader,
@@ -130,6 +134,7 @@ pub async fn run(
 struct Worker {
     log: Arc<dyn EventLog>,
     store: Store,
+    catalog: CatalogCache,
     config: WorkerConfig,
     consumer: Box<dyn Consumer>,
     reader: Box<dyn Reader>,
@@ -274,7 +279,9 @@ impl Worker {
             .outputs
             .outcomes
             .iter()
-            .map(|o| decode::outcome_record(&self.config.topics.outcomes, o))
+            .map(|o| {
+                decode::outcome_record(&self.config.topics.outcomes, o, self.catalog.get(o.cell.video_id))
+            })
             .collect();
         records.extend(self.outputs.late.iter().map(|l| decode::late_record(&self.config.topics.late, l)));
         if !records.is_empty() {

@@ -1,6 +1,7 @@
 //! The event log on Kafka, through librdkafka (`rdkafka`, bundled static build).
 //!
-//! [`KafkaLog`] owns one idempotent producer, one admin client and one group-less
+//! [`KafkaLog`] owns an idempotent producer (renewed after failed deliveries, see
+//! [`KafkaLog::renew_producer`]), one admin client and one group-less
 //! consumer for metadata, watermarks and offsets-for-times; [`KafkaLog::subscribe`]
 //! creates a [`KafkaConsumer`] per group member and [`KafkaLog::reader`] a group-less
 //! [`KafkaReader`]. librdkafka calls that block (metadata,
@@ -11,7 +12,7 @@ mod consumer;
 mod reader;
 mod times;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -127,7 +128,7 @@ fn log_to_tracing(level: RDKafkaLogLevel, facility: &str, message: &str) {
 /// The event log on a Kafka cluster.
 pub struct KafkaLog {
     config: KafkaConfig,
-    producer: FutureProducer<TracingContext>,
+    producer: RwLock<Arc<Producer>>,
     admin: AdminClient<TracingContext>,
     /// Group-less consumer for metadata, watermarks and offsets-for-times; shared with
     /// blocking tasks.
@@ -149,17 +150,7 @@ impl KafkaLog {
     /// partition count are therefore co-partitioned, and a record lands where
     /// [`crate::partition_for_key`] (and the in-process log) says it does.
     pub fn connect(config: KafkaConfig) -> Result<Self> {
-        let producer = config
-            .client_config(&[
-                ("enable.idempotence", "true".to_owned()),
-                ("acks", "all".to_owned()),
-                ("linger.ms", "5".to_owned()),
-                ("message.timeout.ms", millis(config.timeout)),
-                ("request.timeout.ms", millis(config.timeout)),
-                ("partitioner", "murmur2_random".to_owned()),
-            ])
-            .create_with_context(TracingContext)
-            .map_err(|e| client_error("producer", e))?;
+        let producer = RwLock::new(Arc::new(new_producer(&config)?));
         let admin = config
             .client_config(&[])
             .create_with_context(TracingContext)
@@ -169,6 +160,35 @@ impl KafkaLog {
             .create_with_context(TracingContext)
             .map_err(|e| client_error("metadata consumer", e))?;
         Ok(Self { config, producer, admin, meta: Arc::new(meta) })
+    }
+
+    fn current_producer(&self) -> Arc<Producer> {
+        Arc::clone(&self.producer.read().expect("producer lock"))
+    }
+
+    /// Replaces `failed` with a fresh producer, unless another caller already did.
+    ///
+    /// After deliveries time out (say, while the broker was down) librdkafka's idempotent
+    /// producer must bump its epoch before it may send again; a broker that refuses the
+    /// bump (tansu 0.6 answers it with an unknown error) leaves that producer stuck for
+    /// good. A new producer gets a new producer id instead, so the service recovers on
+    /// its own once the broker is back. Nothing acknowledged is at stake: a failed
+    /// publish was reported as failed, and its caller told its client so.
+    fn renew_producer(&self, failed: Arc<Producer>) {
+        let mut current = self.producer.write().expect("producer lock");
+        if !Arc::ptr_eq(&current, &failed) {
+            return;
+        }
+        match new_producer(&self.config) {
+            Ok(fresh) => {
+                let old = std::mem::replace(&mut *current, Arc::new(fresh));
+                drop(current);
+                tracing::warn!("deliveries failed; publishing through a new Kafka producer from now on");
+                // Dropping a producer purges and flushes it, which blocks.
+                tokio::task::spawn_blocking(move || drop((old, failed)));
+            }
+            Err(error) => tracing::error!(%error, "cannot create a new Kafka producer; keeping the old one"),
+        }
     }
 
     /// Properties of a group member's consumer.
@@ -213,6 +233,24 @@ impl KafkaLog {
             }
         }
     }
+}
+
+type Producer = FutureProducer<TracingContext>;
+
+/// The idempotent producer: acks from all in-sync replicas, ordered retries, and the
+/// Java client's partitioner so every topic is co-partitioned by key.
+fn new_producer(config: &KafkaConfig) -> Result<Producer> {
+    config
+        .client_config(&[
+            ("enable.idempotence", "true".to_owned()),
+            ("acks", "all".to_owned()),
+            ("linger.ms", "5".to_owned()),
+            ("message.timeout.ms", millis(config.timeout)),
+            ("request.timeout.ms", millis(config.timeout)),
+            ("partitioner", "murmur2_random".to_owned()),
+        ])
+        .create_with_context(TracingContext)
+        .map_err(|e| client_error("producer", e))
 }
 
 /// Runs a blocking librdkafka call on tokio's blocking pool.
@@ -388,16 +426,17 @@ impl EventLog for KafkaLog {
         // Every send is queued before any delivery is awaited, in input order, so the
         // batch goes out together and records of one partition keep their order
         // (idempotence keeps it across retries).
+        let producer = self.current_producer();
         let sends = records.iter().map(|record| {
             let mut future =
                 FutureRecord::to(&record.topic).key(&record.key[..]).payload(&record.payload[..]);
             if let Some(timestamp) = record.timestamp_ms {
                 future = future.timestamp(timestamp);
             }
-            self.producer.send(future, self.config.timeout)
+            producer.send(future, self.config.timeout)
         });
         let results = futures::future::join_all(sends).await;
-        results
+        let deliveries: Result<Vec<Delivery>> = results
             .into_iter()
             .zip(&records)
             .map(|(result, record)| match result {
@@ -406,7 +445,12 @@ impl EventLog for KafkaLog {
                     Err(map_topic_error(&record.topic, &format!("publish to topic {}", record.topic), &error))
                 }
             })
-            .collect()
+            .collect();
+        // A missing topic is the caller's problem; anything else may be the producer's.
+        if matches!(deliveries, Err(Error::Unavailable(_) | Error::Other(_))) {
+            self.renew_producer(producer);
+        }
+        deliveries
     }
 
     async fn subscribe(&self, group: &str, topics: &[&str]) -> Result<Box<dyn Consumer>> {

@@ -279,6 +279,9 @@ service_section!(
         batch_interval: Duration = Duration::from_secs(1),
         /// Consumer group of the streaming join.
         consumer_group: String = "nearline-attribution".into(),
+        /// How often the cached video catalog that enriches outcomes is reloaded.
+        #[serde(with = "humantime_serde")]
+        catalog_refresh: Duration = Duration::from_secs(60),
     }
 );
 
@@ -351,6 +354,7 @@ impl Config {
         check(self.ingest.max_in_flight_events > 0, "ingest.max_in_flight_events", "must be at least 1");
         check(!self.attribution.epoch_len.is_zero(), "attribution.epoch_len", "must be positive");
         check(!self.attribution.batch_interval.is_zero(), "attribution.batch_interval", "must be positive");
+        check(!self.attribution.catalog_refresh.is_zero(), "attribution.catalog_refresh", "must be positive");
         check(
             self.attribution.reward_window <= self.attribution.attribution_window,
             "attribution.reward_window",
