@@ -91,3 +91,38 @@ impl CatalogCache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn refresh_picks_up_new_and_changed_titles() {
+        let pool = nearline_storage::connect_sqlite(":memory:").await.expect("sqlite");
+        let database = Database::Sqlite(pool.clone());
+        database.migrate().await.expect("migrate");
+        let catalog = CatalogCache::empty();
+        assert_eq!(catalog.refresh(&database).await.expect("refresh"), 0);
+        assert_eq!(catalog.get(1), None);
+
+        sqlx::query("INSERT INTO videos (video_id, title, kind, genres, launch_at_ms) VALUES (1, 'A', 'movie', '[\"comedy\"]', 5), (2, 'B', 'series', 'not json', NULL)")
+            .execute(&pool)
+            .await
+            .expect("insert");
+        // Lookups read the snapshot: nothing changes until the next refresh.
+        assert_eq!(catalog.get(1), None);
+        assert_eq!(catalog.refresh(&database).await.expect("refresh"), 2);
+        assert_eq!(
+            catalog.get(1),
+            Some(TitleInfo { kind: "movie".into(), genres: vec!["comedy".into()], launch_at_ms: Some(5) })
+        );
+        assert_eq!(catalog.get(2).map(|t| t.genres), Some(vec![]), "unreadable genres read as none");
+
+        sqlx::query("UPDATE videos SET genres = '[\"drama\"]' WHERE video_id = 1")
+            .execute(&pool)
+            .await
+            .expect("update");
+        catalog.refresh(&database).await.expect("refresh");
+        assert_eq!(catalog.get(1).map(|t| t.genres), Some(vec!["drama".to_string()]));
+    }
+}
