@@ -78,6 +78,18 @@ fn backfill_then_reconcile_agree_and_extra_input_is_reported() {
     );
     assert!(report.contains("1 cell(s) differ"), "{report}");
 
+    // r3's impression turns up (say, from the late topic): a new backfill attributes the
+    // play and takes it out of the unattributed count, so the two agree again.
+    std::fs::write(input.join("d.ndjson"), format!("{}\n", impression("r3", "2026-11-20T01:05:00Z")))
+        .unwrap();
+    let backfill =
+        nearline(&["backfill", "--embedded", "--from", FROM, "--to", TO, "--input", input_arg], &sqlite);
+    assert!(backfill.status.success(), "backfill failed: {}", text(&backfill));
+    let reconcile =
+        nearline(&["reconcile", "--embedded", "--from", FROM, "--to", TO, "--input", input_arg], &sqlite);
+    assert!(reconcile.status.success(), "reconcile after the second backfill: {}", text(&reconcile));
+    assert!(text(&reconcile).contains("0 differences"), "{}", text(&reconcile));
+
     let misaligned = nearline(
         &["reconcile", "--embedded", "--from", "2026-11-20T00:10:00Z", "--to", TO, "--input", input_arg],
         &sqlite,

@@ -77,7 +77,12 @@ pub struct BatchFacts {
 impl BatchFacts {
     /// Borrowed, for the store.
     pub fn as_facts(&self) -> Facts<'_> {
-        Facts { impressions: &self.impressions, plays: &self.plays, unattributed: &self.unattributed }
+        Facts {
+            impressions: &self.impressions,
+            plays: &self.plays,
+            unattributed: &self.unattributed,
+            retract_unattributed: true,
+        }
     }
 }
 

@@ -44,6 +44,13 @@ pub struct Facts<'a> {
     pub plays: &'a [CellMember],
     /// Unattributed play set memberships.
     pub unattributed: &'a [UnattributedMember],
+    /// Whether each attributed play also leaves the unattributed sets (backfill only).
+    ///
+    /// The stream never needs this: by the time it expires a play as unattributed, any
+    /// impression that could claim it is too late for the stream. Backfill can find that
+    /// impression on the late topic and attribute the play; without the retraction the
+    /// play would count both ways and reconcile could never agree.
+    pub retract_unattributed: bool,
 }
 
 impl Facts<'_> {

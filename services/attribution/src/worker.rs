@@ -292,6 +292,7 @@ impl Worker {
             impressions: &self.outputs.impressions,
             plays: &self.outputs.plays,
             unattributed: &self.outputs.unattributed,
+            retract_unattributed: false,
         };
         store_with_retry(&self.store, facts, &progress).await?;
         m::outputs_written(&self.outputs);

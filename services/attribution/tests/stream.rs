@@ -750,3 +750,59 @@ async fn outcomes_carry_the_reward_and_the_catalogs_facts_about_the_title() {
     assert_eq!(unrewarded.play_time_ms, None);
     assert_eq!(unrewarded.title, None, "a title the catalog does not know is sent without facts");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_attributing_a_play_the_stream_expired_takes_it_out_of_unattributed() {
+    let mut harness = Harness::new().await;
+    let request = "orphan".to_string();
+    let p = partition_for_key(request.as_bytes(), PARTITIONS);
+    let filler = (0..)
+        .map(|i| format!("filler-{i}"))
+        .find(|r| partition_for_key(r.as_bytes(), PARTITIONS) == p)
+        .unwrap();
+    // The play, then (once it is read) an impression 8 h later on its partition: the
+    // stream expires the play as unattributed.
+    let play =
+        Ev::Play { request: request.clone(), video: 9, t: T0 + 30 * MINUTE, country: "US", device: "tv" };
+    let advance = Ev::Impression {
+        request: filler,
+        video: 8,
+        t: T0 + 8 * HOUR,
+        country: "US",
+        device: "tv",
+        canvas: "row",
+    };
+    harness.publish(&[play]).await;
+    let (worker, stop) = harness.spawn_worker();
+    harness.wait_drained().await;
+    harness.publish(&[advance]).await;
+    harness.wait_drained().await;
+    let slice = (9, T0 + 30 * MINUTE, "US".to_string(), "tv".to_string());
+    let counts = harness.counts().await;
+    assert_eq!(counts.unattributed.get(&slice), Some(&1), "the stream expired the play: {counts:?}");
+
+    // Its impression arrives too late for the stream; backfill attributes the play.
+    let impression =
+        Ev::Impression { request, video: 9, t: T0 + 20 * MINUTE, country: "US", device: "tv", canvas: "row" };
+    harness.publish(&[impression]).await;
+    harness.wait_drained().await;
+    let facts = harness.recount(T0, T0 + 9 * HOUR).await;
+    harness.store.write(facts.as_facts(), &[]).await.expect("backfill written");
+
+    let counts = harness.counts().await;
+    let cell = (9, T0, "US".to_string(), "tv".to_string(), "row".to_string());
+    assert_eq!(counts.cells.get(&cell), Some(&(1, 1)), "backfill counted the impression and its play");
+    assert_eq!(counts.unattributed.get(&slice), Some(&0), "and the play is no longer unattributed");
+    let members: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM unattributed_members WHERE request_id = 'orphan'")
+            .fetch_one(&harness.pool)
+            .await
+            .unwrap();
+    assert_eq!(members, 0);
+    // Idempotent: a second backfill subtracts nothing more.
+    harness.store.write(facts.as_facts(), &[]).await.expect("backfill written again");
+    assert_eq!(harness.counts().await.unattributed.get(&slice), Some(&0));
+    assert_eq!(harness.reconcile(T0, T0 + 9 * HOUR).await, vec![], "reconcile agrees");
+    stop.cancel();
+    worker.await.expect("joined").expect("clean stop");
+}

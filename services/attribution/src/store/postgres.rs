@@ -53,6 +53,19 @@ const ADD_UNATTRIBUTED: &str = "WITH new AS (
      ON CONFLICT (video_id, epoch_start_ms, country, device)
      DO UPDATE SET plays = unattributed_counts.plays + EXCLUDED.plays";
 
+/// Takes the given (video, request) plays out of the unattributed sets, wherever they
+/// were counted, and subtracts exactly the removed members from their slices.
+const RETRACT_UNATTRIBUTED: &str = "WITH gone AS (
+        DELETE FROM unattributed_members u
+        USING UNNEST($1::bigint[], $2::text[]) AS p(video_id, request_id)
+        WHERE u.video_id = p.video_id AND u.request_id = p.request_id
+        RETURNING u.video_id, u.epoch_start_ms, u.country, u.device)
+     UPDATE unattributed_counts c SET plays = c.plays - g.n
+     FROM (SELECT video_id, epoch_start_ms, country, device, count(*) AS n FROM gone
+           GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4) g
+     WHERE c.video_id = g.video_id AND c.epoch_start_ms = g.epoch_start_ms
+       AND c.country = g.country AND c.device = g.device";
+
 const SAVE_PROGRESS: &str = "INSERT INTO partition_progress
         (consumer_group, topic, partition, committed_offset, oldest_needed_offset, watermark_ms, updated_at)
      SELECT $1, * , now() FROM UNNEST($2::text[], $3::int[], $4::bigint[], $5::bigint[], $6::bigint[])
@@ -108,6 +121,13 @@ pub(super) async fn write(
             .bind(c.device)
             .bind(c.canvas)
             .bind(c.request_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if facts.retract_unattributed && !facts.plays.is_empty() {
+        sqlx::query(RETRACT_UNATTRIBUTED)
+            .bind(facts.plays.iter().map(|m| m.cell.video_id).collect::<Vec<_>>())
+            .bind(facts.plays.iter().map(|m| m.request_id.to_string()).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await?;
     }

@@ -36,6 +36,12 @@ const ADD_UNATTRIBUTED: &str =
      VALUES (?1, ?2, ?3, ?4, ?5)
      ON CONFLICT (video_id, epoch_start_ms, country, device) DO UPDATE SET plays = plays + excluded.plays";
 
+const RETRACT_UNATTRIBUTED: &str = "DELETE FROM unattributed_members WHERE video_id = ?1 AND request_id = ?2
+     RETURNING epoch_start_ms, country, device";
+
+const SUBTRACT_UNATTRIBUTED: &str = "UPDATE unattributed_counts SET plays = plays - 1
+     WHERE video_id = ?1 AND epoch_start_ms = ?2 AND country = ?3 AND device = ?4";
+
 const SAVE_PROGRESS: &str = "INSERT INTO partition_progress
         (consumer_group, topic, partition, committed_offset, oldest_needed_offset, watermark_ms, updated_at)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
@@ -98,6 +104,25 @@ pub(super) async fn write(
             .bind(plays)
             .execute(&mut *tx)
             .await?;
+    }
+
+    if facts.retract_unattributed {
+        for CellMember { cell, request_id } in facts.plays {
+            let removed: Vec<(i64, String, String)> = sqlx::query_as(RETRACT_UNATTRIBUTED)
+                .bind(cell.video_id)
+                .bind(request_id.to_string())
+                .fetch_all(&mut *tx)
+                .await?;
+            for (epoch_start_ms, country, device) in removed {
+                sqlx::query(SUBTRACT_UNATTRIBUTED)
+                    .bind(cell.video_id)
+                    .bind(epoch_start_ms)
+                    .bind(country)
+                    .bind(device)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
     }
 
     let mut unattributed: HashMap<(i64, i64, String, String), i64> = HashMap::new();
