@@ -806,3 +806,53 @@ async fn backfill_attributing_a_play_the_stream_expired_takes_it_out_of_unattrib
     stop.cancel();
     worker.await.expect("joined").expect("clean stop");
 }
+
+/// Ten hours of traffic, five impressions for every play, in event-time order.
+fn backlog(requests: usize) -> Vec<Ev> {
+    let mut rng = Lcg(7);
+    let mut events = Vec::new();
+    for r in 0..requests {
+        let request = format!("backlog-{r}");
+        let t = T0 + (r as i64 * 10 * HOUR) / requests as i64;
+        let (country, device, canvas) = ("US", "tv", "row");
+        let video = 100 + rng.next(3) as i64;
+        events.push(Ev::Impression { request: request.clone(), video, t, country, device, canvas });
+        if r % 5 == 0 {
+            let play_t = t + rng.next(30 * MINUTE as u64) as i64;
+            events.push(Ev::Play { request, video, t: play_t, country, device });
+        }
+    }
+    events.sort_by_key(Ev::time);
+    events
+}
+
+/// Known limitation, kept as its reproduction: the watermark spans both topics of a
+/// partition, and on a backlog longer than the allowed lateness the broker hands out one
+/// topic's partition hours ahead of the other's (about 6 900 of these 24 000 events
+/// land on the late topic; backfill then counts them). Fixing it needs per-partition
+/// pacing of the two topics (pause the one ahead until the other catches up).
+#[ignore = "known limitation: the two topics are not paced per partition when catching up"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catching_up_on_a_long_backlog_judges_nothing_too_late() {
+    let mut harness = Harness::new().await;
+    // Everything is published before the worker starts, as after an outage longer than
+    // the allowed lateness; read unpaced, the plays would run hours ahead.
+    let mut events = backlog(20_000);
+    harness.publish(&events).await;
+    let tail = sentinels(T0 + 10 * HOUR);
+    let (worker, stop) = harness.spawn_worker();
+    harness.wait_drained().await;
+    harness.publish(&tail).await;
+    harness.wait_drained().await;
+    events.extend(tail);
+    stop.cancel();
+    worker.await.expect("joined").expect("clean stop");
+
+    let mut late = 0;
+    for partition in 0..PARTITIONS {
+        let tp = TopicPartition::new(harness.topics.late.clone(), partition);
+        late += harness.log.watermarks(&tp).await.unwrap().1;
+    }
+    assert_eq!(late, 0, "no in-bounds event was judged too late");
+    harness.assert_counts(&events).await;
+}
