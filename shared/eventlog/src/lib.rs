@@ -194,6 +194,14 @@ pub trait Consumer: Send + std::fmt::Debug {
     /// Moves the read position of an assigned partition to `offset`.
     async fn seek(&mut self, tp: &TopicPartition, offset: i64) -> Result<()>;
 
+    /// Stops returning records of the assigned partitions `tps` (flow control; they stay
+    /// assigned) until [`Consumer::resume`]. Pausing a paused partition does nothing.
+    async fn pause(&mut self, tps: &[TopicPartition]) -> Result<()>;
+
+    /// Returns records of `tps` again, from the first one not yet returned: nothing is
+    /// skipped or repeated across a pause. Resuming a partition not paused does nothing.
+    async fn resume(&mut self, tps: &[TopicPartition]) -> Result<()>;
+
     /// Partitions currently assigned to this consumer.
     fn assignment(&self) -> Vec<TopicPartition>;
 

@@ -26,7 +26,7 @@ mod consumer;
 mod group;
 mod reader;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -132,11 +132,15 @@ fn partition_of<'a>(
 fn next_record(
     topics: &HashMap<String, Vec<Vec<Stored>>>,
     positions: &mut BTreeMap<TopicPartition, i64>,
+    paused: &BTreeSet<TopicPartition>,
     cursor: &mut usize,
 ) -> Result<Option<Record>> {
     let start = if positions.is_empty() { 0 } else { *cursor % positions.len() };
     let rotated = positions.iter().enumerate().skip(start).chain(positions.iter().enumerate().take(start));
     for (at, (tp, &position)) in rotated {
+        if paused.contains(tp) {
+            continue;
+        }
         let log = partition_of(topics, tp)?;
         let Some(stored) = usize::try_from(position).ok().and_then(|p| log.get(p)) else {
             continue;

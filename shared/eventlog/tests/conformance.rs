@@ -64,6 +64,7 @@ conformance!(
     scenarios::watermarks_and_offsets_for_times,
     scenarios::committed_offsets_are_per_group,
     scenarios::commit_of_unassigned_partition_is_a_group_error,
+    scenarios::pause_holds_back_a_partition_until_resume,
     reader::reader_from_a_middle_offset_reads_the_rest_in_order,
     reader::reader_reads_every_record_of_two_partitions,
     reader::reader_unassign_stops_one_partition_and_the_other_goes_on,

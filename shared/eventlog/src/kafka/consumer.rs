@@ -97,6 +97,10 @@ pub struct KafkaConsumer {
     buffered: VecDeque<ConsumerEvent>,
     /// Partitions as far as the caller has been told.
     assignment: BTreeSet<TopicPartition>,
+    /// Paused partitions, and their records that librdkafka had already fetched when
+    /// the pause began, returned first on resume.
+    paused: BTreeSet<TopicPartition>,
+    held: VecDeque<Record>,
     group: String,
     timeout: Duration,
 }
@@ -130,6 +134,8 @@ impl KafkaConsumer {
             events,
             buffered: VecDeque::new(),
             assignment: BTreeSet::new(),
+            paused: BTreeSet::new(),
+            held: VecDeque::new(),
             group: group.to_owned(),
             timeout,
         })
@@ -148,7 +154,9 @@ impl KafkaConsumer {
             ConsumerEvent::Revoked(tps) => {
                 for tp in tps {
                     self.assignment.remove(tp);
+                    self.paused.remove(tp);
                 }
+                self.held.retain(|r| !tps.contains(&r.topic_partition()));
             }
             ConsumerEvent::Record(_) => {}
         }
@@ -193,10 +201,80 @@ fn commit_error(group: &str, error: &KafkaError) -> Error {
 #[async_trait]
 impl Consumer for KafkaConsumer {
     async fn poll(&mut self, timeout: Duration) -> Result<Option<ConsumerEvent>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while let Some(event) = self.next_event(deadline).await? {
+            match event {
+                // Fetched before the pause took effect: keep it for the resume.
+                ConsumerEvent::Record(record) if self.paused.contains(&record.topic_partition()) => {
+                    self.held.push_back(record);
+                }
+                event => return Ok(Some(event)),
+            }
+        }
+        Ok(None)
+    }
+
+    async fn commit(&mut self, offsets: &[(TopicPartition, i64)]) -> Result<()> {
+        self.commit_offsets(offsets).await
+    }
+
+    async fn seek(&mut self, tp: &TopicPartition, offset: i64) -> Result<()> {
+        self.seek_partition(tp, offset).await
+    }
+
+    async fn pause(&mut self, tps: &[TopicPartition]) -> Result<()> {
+        if let Some(tp) = tps.iter().find(|tp| !self.assignment.contains(*tp)) {
+            return Err(self.not_assigned(tp));
+        }
+        let list = partition_list(tps);
+        self.consumer()?.pause(&list).map_err(|e| map_error(&format!("pause in group {}", self.group), &e))?;
+        self.paused.extend(tps.iter().cloned());
+        Ok(())
+    }
+
+    async fn resume(&mut self, tps: &[TopicPartition]) -> Result<()> {
+        let tps: Vec<TopicPartition> = tps.iter().filter(|tp| self.paused.contains(*tp)).cloned().collect();
+        if tps.is_empty() {
+            return Ok(());
+        }
+        let list = partition_list(&tps);
+        self.consumer()?.resume(&list).map_err(|e| map_error(&format!("resume in group {}", self.group), &e))?;
+        for tp in &tps {
+            self.paused.remove(tp);
+        }
+        // What was held goes out before anything fetched after the resume.
+        let (resumed, still_held): (VecDeque<Record>, VecDeque<Record>) =
+            std::mem::take(&mut self.held).into_iter().partition(|r| tps.contains(&r.topic_partition()));
+        self.held = still_held;
+        for record in resumed.into_iter().rev() {
+            self.buffered.push_front(ConsumerEvent::Record(record));
+        }
+        Ok(())
+    }
+
+    fn assignment(&self) -> Vec<TopicPartition> {
+        self.assignment.iter().cloned().collect()
+    }
+
+    async fn close(mut self: Box<Self>) -> Result<()> {
+        self.close_consumer().await
+    }
+}
+
+fn partition_list(tps: &[TopicPartition]) -> TopicPartitionList {
+    let mut list = TopicPartitionList::with_capacity(tps.len());
+    for tp in tps {
+        list.add_partition(&tp.topic, tp.partition);
+    }
+    list
+}
+
+impl KafkaConsumer {
+    /// The next event, buffered or from librdkafka, paused or not; `None` at `deadline`.
+    async fn next_event(&mut self, deadline: tokio::time::Instant) -> Result<Option<ConsumerEvent>> {
         if let Some(event) = self.buffered.pop_front() {
             return Ok(Some(self.deliver(event)));
         }
-        let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let consumer = Arc::clone(self.consumer()?);
             let events = Arc::clone(&self.events);
@@ -247,7 +325,7 @@ impl Consumer for KafkaConsumer {
         }
     }
 
-    async fn commit(&mut self, offsets: &[(TopicPartition, i64)]) -> Result<()> {
+    async fn commit_offsets(&mut self, offsets: &[(TopicPartition, i64)]) -> Result<()> {
         if offsets.is_empty() {
             // librdkafka would read an empty list as "commit the current positions".
             return Ok(());
@@ -270,7 +348,7 @@ impl Consumer for KafkaConsumer {
         .await
     }
 
-    async fn seek(&mut self, tp: &TopicPartition, offset: i64) -> Result<()> {
+    async fn seek_partition(&mut self, tp: &TopicPartition, offset: i64) -> Result<()> {
         if !self.assignment.contains(tp) {
             return Err(self.not_assigned(tp));
         }
@@ -278,6 +356,7 @@ impl Consumer for KafkaConsumer {
         self.buffered.retain(
             |e| !matches!(e, ConsumerEvent::Record(r) if r.topic == tp.topic && r.partition == tp.partition),
         );
+        self.held.retain(|r| r.topic != tp.topic || r.partition != tp.partition);
 
         // Right after an assignment librdkafka refuses seeks ("Local: Erroneous state")
         // until the partition's fetcher has started, which it does once the committed
@@ -318,11 +397,7 @@ impl Consumer for KafkaConsumer {
         }
     }
 
-    fn assignment(&self) -> Vec<TopicPartition> {
-        self.assignment.iter().cloned().collect()
-    }
-
-    async fn close(mut self: Box<Self>) -> Result<()> {
+    async fn close_consumer(&mut self) -> Result<()> {
         if let Some(consumer) = self.consumer.take() {
             // Dropping the last handle closes the consumer: librdkafka revokes the
             // assignment, sends LeaveGroup and waits for it, so the group rebalances at

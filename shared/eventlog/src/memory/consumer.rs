@@ -20,6 +20,8 @@ pub struct MemoryConsumer {
     /// Assigned partitions (as far as this member has been told) and the next offset
     /// to read from each.
     positions: BTreeMap<TopicPartition, i64>,
+    /// Assigned partitions whose records are held back.
+    paused: BTreeSet<TopicPartition>,
     /// Where the round-robin over assigned partitions goes on, so one busy partition
     /// does not starve the others.
     cursor: usize,
@@ -64,6 +66,7 @@ impl MemoryConsumer {
             group: group.to_owned(),
             member_id,
             positions: BTreeMap::new(),
+            paused: BTreeSet::new(),
             cursor: 0,
             changes,
             left: false,
@@ -90,6 +93,7 @@ impl MemoryConsumer {
                 ConsumerEvent::Revoked(tps) => {
                     for tp in tps {
                         self.positions.remove(tp);
+                        self.paused.remove(tp);
                         member.owned.remove(tp);
                         member.revoking.remove(tp);
                     }
@@ -103,7 +107,8 @@ impl MemoryConsumer {
             return Ok(Some(event));
         }
 
-        Ok(next_record(topics, &mut self.positions, &mut self.cursor)?.map(ConsumerEvent::Record))
+        Ok(next_record(topics, &mut self.positions, &self.paused, &mut self.cursor)?
+            .map(ConsumerEvent::Record))
     }
 
     fn gone(&self) -> Error {
@@ -182,6 +187,21 @@ impl Consumer for MemoryConsumer {
             }
             None => Err(self.not_assigned(tp)),
         }
+    }
+
+    async fn pause(&mut self, tps: &[TopicPartition]) -> Result<()> {
+        if let Some(tp) = tps.iter().find(|tp| !self.positions.contains_key(*tp)) {
+            return Err(self.not_assigned(tp));
+        }
+        self.paused.extend(tps.iter().cloned());
+        Ok(())
+    }
+
+    async fn resume(&mut self, tps: &[TopicPartition]) -> Result<()> {
+        for tp in tps {
+            self.paused.remove(tp);
+        }
+        Ok(())
     }
 
     fn assignment(&self) -> Vec<TopicPartition> {

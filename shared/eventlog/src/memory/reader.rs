@@ -1,6 +1,6 @@
 //! A group-less reader of the in-process log: positions of its own, no commits.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,7 +62,7 @@ impl Reader for MemoryReader {
             self.changes.borrow_and_update();
             let next = {
                 let state = self.shared.lock();
-                next_record(&state.topics, &mut self.positions, &mut self.cursor)?
+                next_record(&state.topics, &mut self.positions, &BTreeSet::new(), &mut self.cursor)?
             };
             if next.is_some() {
                 return Ok(next);

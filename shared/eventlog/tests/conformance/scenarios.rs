@@ -569,3 +569,40 @@ pub(crate) async fn commit_of_unassigned_partition_is_a_group_error(log: Arc<dyn
     assert_eq!(log.committed_offset(&group, &TopicPartition::new(topic, 0)).await.expect("committed"), None);
     consumer.close().await.expect("close");
 }
+
+pub(crate) async fn pause_holds_back_a_partition_until_resume(log: Arc<dyn EventLog>) {
+    let topic = create_topic(&*log, "pause", 2).await;
+    let group = unique_name("pause");
+    let keys = keys_covering("pause", 2, 20);
+    let published = publish(&*log, keys.iter().map(|k| outgoing(&topic, k, None)).collect()).await;
+    let on = |p: i32| published.iter().filter(|(_, partition, _)| *partition == p).count();
+    let mut consumer = subscribe(&*log, &group, &[&topic]).await;
+    let mut member = Member::default();
+    let early = await_assignment(&mut *consumer, &mut member, &all_partitions(&topic, 2), "member").await;
+
+    let paused = TopicPartition::new(topic.clone(), 0);
+    consumer.pause(std::slice::from_ref(&paused)).await.expect("pause");
+    let seen_before = |p: i32| early.iter().filter(|r| r.partition == p).count();
+    let others = consume(&mut *consumer, &mut member, on(1) - seen_before(1), "member").await;
+    assert!(others.iter().all(|r| r.partition == 1), "a paused partition's record was returned");
+    // Nothing of the paused partition comes out, however long we poll.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    while tokio::time::Instant::now() < deadline {
+        if let Some(event) = consumer.poll(POLL).await.expect("poll") {
+            assert!(!matches!(event, ConsumerEvent::Record(_)), "record while paused: {event:?}");
+        }
+    }
+
+    consumer.resume(std::slice::from_ref(&paused)).await.expect("resume");
+    consumer.resume(std::slice::from_ref(&paused)).await.expect("resuming twice does nothing");
+    let resumed = consume(&mut *consumer, &mut member, on(0) - seen_before(0), "member").await;
+    let offsets: Vec<i64> =
+        early.iter().chain(&resumed).filter(|r| r.partition == 0).map(|r| r.offset).collect();
+    let expected: Vec<i64> = (0..i64::try_from(on(0)).expect("small")).collect();
+    assert_eq!(offsets, expected, "after the resume, partition 0 goes on where it stopped, nothing repeated");
+
+    let unassigned = TopicPartition::new(topic.clone(), 7);
+    let error = consumer.pause(&[unassigned]).await.expect_err("pausing an unassigned partition");
+    assert!(matches!(error, Error::Group(_)), "{error:?}");
+    consumer.close().await.expect("close");
+}
