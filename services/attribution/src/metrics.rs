@@ -54,6 +54,11 @@ pub fn describe() {
     );
     describe_gauge!("nearline_attribution_lag", Unit::Count, "Records not yet processed, by partition.");
     describe_counter!(
+        "nearline_attribution_pacing_pauses_total",
+        Unit::Count,
+        "Times a topic of a partition was paused because it ran ahead of the other in event time, by source."
+    );
+    describe_counter!(
         "nearline_attribution_catalog_lookups_total",
         Unit::Count,
         "Catalog lookups enriching outcomes, by result (hit, miss = title not in the catalog)."
@@ -128,4 +133,8 @@ pub(crate) fn catalog_refreshed(titles: usize) {
 
 pub(crate) fn catalog_refresh_failed() {
     counter!("nearline_attribution_catalog_refresh_failures_total").increment(1);
+}
+
+pub(crate) fn paused(source: Source) {
+    counter!("nearline_attribution_pacing_pauses_total", "source" => source_label(source)).increment(1);
 }

@@ -7,6 +7,13 @@
 //! publishes outcomes and too-late events, writes facts and progress in one database
 //! transaction, and only then commits the impressions offsets to Kafka (DESIGN §4).
 //! A restart rebuilds state by replaying from the oldest offsets the state still needed.
+//!
+//! A partition's watermark spans both topics (DESIGN §3), so neither topic may be read
+//! far ahead of the other in event time, or the lagging one's events would look too
+//! late; this matters when catching up on a backlog, where the broker hands out one
+//! topic's partition hours ahead of the other's. The worker therefore paces each
+//! partition: the topic that runs more than a quarter of the allowed lateness ahead is
+//! paused until the other catches up or has nothing more to read.
 
 mod partition;
 
@@ -23,7 +30,7 @@ use crate::join::{JoinConfig, Outputs, Source};
 use crate::metrics as m;
 use crate::store::{Facts, Store};
 use crate::{Error, Result};
-use partition::PartitionJob;
+use partition::{PartitionJob, other};
 
 /// Topic names the worker reads and writes.
 #[derive(Debug, Clone)]
@@ -143,6 +150,11 @@ struct Worker {
     outputs: Outputs,
 }
 
+/// How far in event time one topic of a partition may be read ahead of the other.
+fn pacing_slack_ms(config: &WorkerConfig) -> i64 {
+    config.join.allowed_lateness_ms / 4
+}
+
 /// How long one poll waits when there is nothing to do.
 const IDLE_POLL: Duration = Duration::from_millis(5);
 /// Records taken from one source before looking at the other, so neither starves.
@@ -167,11 +179,14 @@ impl Worker {
                 match self.reader.poll(Duration::ZERO).await? {
                     Some(record) => {
                         plays += 1;
+                        let partition = record.partition;
                         self.on_record(record, Source::Plays);
+                        self.pause_if_ahead(partition, Source::Plays).await?;
                     }
                     None => break,
                 }
             }
+            self.pace().await?;
             let pending: usize = self.jobs.values().map(PartitionJob::pending).sum();
             if pending >= self.config.max_batch_inputs || last_write.elapsed() >= self.config.batch_interval {
                 self.write().await?;
@@ -194,7 +209,11 @@ impl Worker {
 
     async fn on_group_event(&mut self, event: ConsumerEvent) -> Result<()> {
         match event {
-            ConsumerEvent::Record(record) => self.on_record(record, Source::Impressions),
+            ConsumerEvent::Record(record) => {
+                let partition = record.partition;
+                self.on_record(record, Source::Impressions);
+                self.pause_if_ahead(partition, Source::Impressions).await?;
+            }
             ConsumerEvent::Assigned(partitions) => {
                 let impressions = self.config.topics.impressions.clone();
                 for tp in partitions.into_iter().filter(|tp| tp.topic == impressions) {
@@ -232,6 +251,92 @@ impl Worker {
         );
         self.jobs.insert(partition, job);
         Ok(())
+    }
+
+    /// Pauses, per partition, the topic read too far ahead of the other in event time,
+    /// and resumes it once the other caught up or has nothing more to read.
+    async fn pace(&mut self) -> Result<()> {
+        let slack = pacing_slack_ms(&self.config);
+        let partitions: Vec<i32> = self.jobs.keys().copied().collect();
+        for partition in partitions {
+            for source in [Source::Impressions, Source::Plays] {
+                let ahead = self.jobs[&partition].ahead(source, slack);
+                let pause = ahead && !self.caught_up(partition, other(source)).await;
+                if pause != self.jobs[&partition].is_paused(source) {
+                    self.set_paused(partition, source, pause).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checked after every record, so a topic stops within one record of running ahead
+    /// (a read round can span hours of a sparse partition).
+    async fn pause_if_ahead(&mut self, partition: i32, source: Source) -> Result<()> {
+        let Some(job) = self.jobs.get(&partition) else { return Ok(()) };
+        if job.is_paused(source) || !job.ahead(source, pacing_slack_ms(&self.config)) {
+            return Ok(());
+        }
+        if !self.caught_up(partition, other(source)).await {
+            self.set_paused(partition, source, true).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether `source` of `partition` has been read up to its high watermark (asked
+    /// of the log at most once per batch interval). When the log cannot say, it counts
+    /// as caught up: pacing is an optimisation, never a reason to stop reading.
+    async fn caught_up(&mut self, partition: i32, source: Source) -> bool {
+        let max_age = self.config.batch_interval;
+        let high = match self.jobs[&partition].recent_high_watermark(source, max_age) {
+            Some(high) => high,
+            None => {
+                let tp = self.topic_partition(source, partition);
+                match self.log.watermarks(&tp).await {
+                    Ok((_, high)) => {
+                        if let Some(job) = self.jobs.get_mut(&partition) {
+                            job.note_high_watermark(source, high);
+                        }
+                        high
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, partition, "cannot read a high watermark for pacing");
+                        return true;
+                    }
+                }
+            }
+        };
+        self.jobs[&partition].next_offset(source) >= high
+    }
+
+    async fn set_paused(&mut self, partition: i32, source: Source, pause: bool) -> Result<()> {
+        let tp = self.topic_partition(source, partition);
+        match (source, pause) {
+            (Source::Impressions, true) => self.consumer.pause(std::slice::from_ref(&tp)).await?,
+            (Source::Impressions, false) => self.consumer.resume(std::slice::from_ref(&tp)).await?,
+            // The plays reader is group-less: pausing is not reading the partition, and
+            // resuming reads on from the first offset not yet taken.
+            (Source::Plays, true) => self.reader.unassign(&tp).await?,
+            (Source::Plays, false) => {
+                let next = self.jobs[&partition].next_offset(Source::Plays);
+                self.reader.assign(&tp, next).await?;
+            }
+        }
+        let job = self.jobs.get_mut(&partition).expect("paced partitions are owned");
+        job.set_paused(source, pause);
+        if pause {
+            m::paused(source);
+        }
+        tracing::debug!(partition, ?source, pause, "pacing the topics of a partition");
+        Ok(())
+    }
+
+    fn topic_partition(&self, source: Source, partition: i32) -> TopicPartition {
+        let topic = match source {
+            Source::Impressions => &self.config.topics.impressions,
+            Source::Plays => &self.config.topics.plays,
+        };
+        TopicPartition::new(topic.clone(), partition)
     }
 
     async fn release(&mut self, partition: i32) -> Result<()> {

@@ -1,5 +1,7 @@
 //! One partition number's join: its state, what it has read, and its recovery phase.
 
+use std::time::{Duration, Instant};
+
 use crate::join::{Input, JoinConfig, JoinState, Outputs, Source, SourceOffsets};
 use crate::store::{PartitionProgress, SourceProgress};
 
@@ -18,6 +20,12 @@ pub(crate) struct PartitionJob {
     batch: Vec<Input>,
     /// Whether anything was applied since the last write.
     pub(crate) dirty: bool,
+    /// Largest event time read, per source, for pacing the two topics.
+    max_time_ms: [Option<i64>; 2],
+    /// Whether reading the source is paused, per source.
+    paused: [bool; 2],
+    /// The source's high watermark and when it was asked for, per source.
+    high_watermark: [Option<(i64, Instant)>; 2],
 }
 
 fn index(source: Source) -> usize {
@@ -55,6 +63,9 @@ impl PartitionJob {
             held: Vec::new(),
             batch: Vec::new(),
             dirty: false,
+            max_time_ms: [None; 2],
+            paused: [false; 2],
+            high_watermark: [None; 2],
         })
     }
 
@@ -78,6 +89,8 @@ impl PartitionJob {
         }
         self.next[i] = offset + 1;
         if let Some(input) = input {
+            let time = input.event.event_time_ms();
+            self.max_time_ms[i] = Some(self.max_time_ms[i].map_or(time, |max| max.max(time)));
             match self.replay_until {
                 Some(until) if offset >= until[i] => self.held.push(input),
                 _ => self.batch.push(input),
@@ -135,5 +148,103 @@ impl PartitionJob {
     /// The join state, for progress reports.
     pub(crate) fn state(&self) -> &JoinState {
         &self.state
+    }
+
+    /// Whether `source` has been read more than `slack_ms` ahead of the other source in
+    /// event time, or shows events while the other has shown none yet. The caller pauses
+    /// it unless the other has nothing more to read.
+    pub(crate) fn ahead(&self, source: Source, slack_ms: i64) -> bool {
+        match (self.max_time_ms[index(source)], self.max_time_ms[index(other(source))]) {
+            (Some(mine), Some(theirs)) => mine > theirs.saturating_add(slack_ms),
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+
+    /// Whether reading `source` is paused.
+    pub(crate) fn is_paused(&self, source: Source) -> bool {
+        self.paused[index(source)]
+    }
+
+    /// Notes that reading `source` was paused or resumed.
+    pub(crate) fn set_paused(&mut self, source: Source, paused: bool) {
+        self.paused[index(source)] = paused;
+    }
+
+    /// The high watermark of `source` noted less than `max_age` ago.
+    pub(crate) fn recent_high_watermark(&self, source: Source, max_age: Duration) -> Option<i64> {
+        self.high_watermark[index(source)].filter(|(_, at)| at.elapsed() < max_age).map(|(high, _)| high)
+    }
+
+    /// Notes the high watermark of `source`.
+    pub(crate) fn note_high_watermark(&mut self, source: Source, high: i64) {
+        self.high_watermark[index(source)] = Some((high, Instant::now()));
+    }
+}
+
+/// The source a partition's join pairs `source` with.
+pub(crate) fn other(source: Source) -> Source {
+    match source {
+        Source::Impressions => Source::Plays,
+        Source::Plays => Source::Impressions,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::join::{Event, Impression, Play};
+
+    const HOUR: i64 = 3_600_000;
+
+    fn job() -> PartitionJob {
+        PartitionJob::start(0, JoinConfig::default(), None).expect("job")
+    }
+
+    fn impression(t: i64) -> Input {
+        let impression = Impression {
+            request_id: "r".into(),
+            member_id: "m".into(),
+            video_id: 1,
+            artwork_id: String::new(),
+            canvas: "row".into(),
+            country: "US".into(),
+            device: "tv".into(),
+            region: "us-east".into(),
+            event_time_ms: t,
+            explore: None,
+        };
+        Input { offset: 0, event: Event::Impression(impression) }
+    }
+
+    fn play(t: i64) -> Input {
+        let play = Play {
+            request_id: "r".into(),
+            member_id: "m".into(),
+            video_id: 1,
+            country: "US".into(),
+            device: "tv".into(),
+            region: "us-east".into(),
+            event_time_ms: t,
+            watch_seconds: 1,
+        };
+        Input { offset: 0, event: Event::Play(play) }
+    }
+
+    #[test]
+    fn a_source_is_ahead_beyond_the_slack_or_when_the_other_showed_nothing() {
+        let mut job = job();
+        assert!(!job.ahead(Source::Impressions, HOUR) && !job.ahead(Source::Plays, HOUR));
+        job.push(Source::Plays, 0, Some(play(5 * HOUR)));
+        assert!(job.ahead(Source::Plays, HOUR), "no impression read yet");
+        assert!(!job.ahead(Source::Impressions, HOUR));
+        job.push(Source::Impressions, 0, Some(impression(3 * HOUR)));
+        assert!(job.ahead(Source::Plays, HOUR), "2 h ahead");
+        job.push(Source::Impressions, 1, Some(impression(4 * HOUR + 1)));
+        assert!(!job.ahead(Source::Plays, HOUR), "within the slack");
+        assert!(!job.ahead(Source::Impressions, HOUR));
+        // Out-of-order input does not move a source back.
+        job.push(Source::Impressions, 2, Some(impression(0)));
+        assert!(!job.ahead(Source::Plays, HOUR));
     }
 }

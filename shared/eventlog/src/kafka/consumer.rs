@@ -150,7 +150,15 @@ impl KafkaConsumer {
     /// Returns `event` to the caller, keeping [`Consumer::assignment`] in step.
     fn deliver(&mut self, event: ConsumerEvent) -> ConsumerEvent {
         match &event {
-            ConsumerEvent::Assigned(tps) => self.assignment.extend(tps.iter().cloned()),
+            ConsumerEvent::Assigned(tps) => {
+                self.assignment.extend(tps.iter().cloned());
+                // A partition paused, revoked and now assigned again starts unpaused.
+                if let Some(consumer) = &self.consumer
+                    && let Err(error) = consumer.resume(&partition_list(tps))
+                {
+                    tracing::debug!(%error, "resuming newly assigned partitions");
+                }
+            }
             ConsumerEvent::Revoked(tps) => {
                 for tp in tps {
                     self.assignment.remove(tp);
@@ -227,7 +235,9 @@ impl Consumer for KafkaConsumer {
             return Err(self.not_assigned(tp));
         }
         let list = partition_list(tps);
-        self.consumer()?.pause(&list).map_err(|e| map_error(&format!("pause in group {}", self.group), &e))?;
+        self.consumer()?
+            .pause(&list)
+            .map_err(|e| map_error(&format!("pause in group {}", self.group), &e))?;
         self.paused.extend(tps.iter().cloned());
         Ok(())
     }
@@ -238,7 +248,9 @@ impl Consumer for KafkaConsumer {
             return Ok(());
         }
         let list = partition_list(&tps);
-        self.consumer()?.resume(&list).map_err(|e| map_error(&format!("resume in group {}", self.group), &e))?;
+        self.consumer()?
+            .resume(&list)
+            .map_err(|e| map_error(&format!("resume in group {}", self.group), &e))?;
         for tp in &tps {
             self.paused.remove(tp);
         }
