@@ -121,6 +121,18 @@ async fn main() -> anyhow::Result<()> {
             }),
         ),
         (
+            "performance 7d, long-tail title (2 cells/epoch), same",
+            Box::new({
+                let week = week.clone();
+                move |i| {
+                    format!(
+                        "/v1/titles/{}/performance?{week}&group_by=country,device&granularity=hour",
+                        HEAD + pick(i, TITLES - HEAD)
+                    )
+                }
+            }),
+        ),
+        (
             "performance 7d, head title (54 cells/epoch), same",
             Box::new({
                 let week = week.clone();

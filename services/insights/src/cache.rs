@@ -17,7 +17,7 @@ use tokio::sync::OnceCell;
 pub const FINAL_TTL: Duration = Duration::from_secs(60);
 /// How long a result over a range that may still change stays cached.
 pub const OPEN_TTL: Duration = Duration::from_secs(1);
-/// Most entries kept; past this, expired entries go, then everything.
+/// Most entries kept by default; past this, expired entries go, then everything.
 const CAPACITY: usize = 512;
 
 #[derive(Debug)]
@@ -30,11 +30,19 @@ struct Entry<V> {
 #[derive(Debug)]
 pub struct Cache<K, V> {
     entries: Mutex<HashMap<K, Entry<V>>>,
+    capacity: usize,
 }
 
 impl<K, V> Default for Cache<K, V> {
     fn default() -> Self {
-        Self { entries: Mutex::new(HashMap::new()) }
+        Self::with_capacity(CAPACITY)
+    }
+}
+
+impl<K, V> Cache<K, V> {
+    /// A cache keeping at most `capacity` entries (for large values).
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self { entries: Mutex::new(HashMap::new()), capacity }
     }
 }
 
@@ -51,9 +59,9 @@ impl<K: Eq + Hash + Clone, V> Cache<K, V> {
             match entries.get(&key) {
                 Some(entry) if entry.expires > now => entry.value.clone(),
                 _ => {
-                    if entries.len() >= CAPACITY {
+                    if entries.len() >= self.capacity {
                         entries.retain(|_, e| e.expires > now);
-                        if entries.len() >= CAPACITY {
+                        if entries.len() >= self.capacity {
                             entries.clear();
                         }
                     }

@@ -120,14 +120,18 @@ pub struct LaunchRead {
 pub struct Insights {
     repository: Repository,
     settings: Settings,
-    /// Top titles scan every title's cells in the range: the one query worth caching.
+    /// Top titles scan every title's cells in the range; a popular title's performance
+    /// (on launch day every dashboard asks for the same one) aggregates thousands.
     top_cache: Arc<Cache<(TopQuery, Option<i64>), TopTitles>>,
+    performance_cache: Arc<Cache<(PerformanceQuery, Option<i64>), Performance>>,
     /// Every query reads the title and the progress; both change rarely, so keeping them
     /// briefly halves the statements a performance query sends to the database.
     video_cache: Arc<Cache<i64, Video>>,
     progress_cache: Arc<Cache<(), Option<i64>>>,
 }
 
+/// Performance results kept: each holds up to a few thousand buckets.
+const PERFORMANCE_ENTRIES: usize = 256;
 /// How long a title's catalog entry is reused (a rename shows within this).
 const VIDEO_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 /// How long the smallest watermark is reused: well inside one attribution batch, and a
@@ -141,6 +145,7 @@ impl Insights {
             repository,
             settings,
             top_cache: Arc::default(),
+            performance_cache: Arc::new(Cache::with_capacity(PERFORMANCE_ENTRIES)),
             video_cache: Arc::default(),
             progress_cache: Arc::default(),
         }
@@ -174,14 +179,29 @@ impl Insights {
         Ok(watermark.map(|w| w.saturating_sub(self.settings.allowed_lateness_ms)))
     }
 
-    /// A title's counts over a range, bucketed and grouped.
+    /// A title's counts over a range, bucketed and grouped (cached, see [`cache`]).
     pub async fn performance(&self, query: PerformanceQuery) -> Result<Performance, ApiError> {
+        let complete_until_ms = self.complete_until().await?;
+        let complete = complete_until_ms.is_some_and(|until| query.range.to_ms <= until);
+        let ttl = if complete { cache::FINAL_TTL } else { cache::OPEN_TTL };
+        let key = (query.clone(), complete_until_ms);
+        let performance = self
+            .performance_cache
+            .get_or_try(key, ttl, || self.performance_uncached(query, complete_until_ms))
+            .await?;
+        Ok(Performance::clone(&performance))
+    }
+
+    async fn performance_uncached(
+        &self,
+        query: PerformanceQuery,
+        complete_until_ms: Option<i64>,
+    ) -> Result<Performance, ApiError> {
         let bucket_ms = query.granularity.bucket_ms(self.settings.rules.epoch_ms);
-        let (video, rows, unattributed_plays, complete_until_ms) = tokio::try_join!(
+        let (video, rows, unattributed_plays) = tokio::try_join!(
             self.video(query.video_id),
             async { Ok(self.repository.performance(&query, bucket_ms).await?) },
             async { Ok(self.repository.unattributed(query.video_id, query.range, &query.filters).await?) },
-            self.complete_until(),
         )?;
         let (series, totals) = query::build_series(rows, &query.group_by);
         Ok(Performance { video, query, complete_until_ms, totals, unattributed_plays, series })
