@@ -1,5 +1,6 @@
 //! The binary as an operator runs it: `nearline serve` on port 0 answers health, liveness
-//! and metrics, and SIGTERM stops it within the grace period.
+//! and metrics, and SIGTERM stops it within the grace period; `serve all --embedded`
+//! turns an impression and its play into counts that insights reports.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -120,4 +121,80 @@ fn config_print_masks_secrets() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("postgres://app:********@db:5432/nearline"), "{stdout}");
     assert!(!stdout.contains("hunter2"), "{stdout}");
+}
+
+/// Starts `nearline serve all --embedded` on free ports; the HTTP address of each service.
+fn serve_all_embedded(sqlite_dir: &std::path::Path) -> (Child, std::collections::HashMap<String, String>) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_nearline"));
+    command.args(["serve", "all", "--embedded"]);
+    for section in ["INGEST", "ATTRIBUTION", "INSIGHTS", "BILLBOARD"] {
+        command.env(format!("NEARLINE__{section}__HTTP_PORT"), "0");
+        command.env(format!("NEARLINE__{section}__GRPC_PORT"), "0");
+    }
+    let mut child = command
+        .env("NEARLINE__ATTRIBUTION__BATCH_INTERVAL", "200ms")
+        .env("NEARLINE__EMBEDDED__SQLITE_PATH", sqlite_dir.join("nearline.db"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("nearline starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let mut http = std::collections::HashMap::new();
+    for _ in 0..4 {
+        let line = lines.next().expect("an address line").expect("readable");
+        let words: Vec<&str> = line.split_whitespace().collect();
+        http.insert(words[0].to_string(), words[1].to_string());
+    }
+    (child, http)
+}
+
+#[tokio::test]
+async fn serve_all_embedded_counts_a_played_impression_end_to_end() {
+    let dir = std::env::temp_dir().join(nearline_testkit::unique_name("nearline_serve_all"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (mut child, http) = serve_all_embedded(&dir);
+    let (ingest, insights) = (&http["ingest"], &http["insights"]);
+    let client = reqwest::Client::new();
+    wait_for("ingest to be ready", Duration::from_secs(20), || async {
+        let ready = client.get(format!("{ingest}/readyz")).send().await.ok()?;
+        ready.status().is_success().then_some(())
+    })
+    .await;
+
+    let video = serde_json::json!({"title": "Smoke Test", "kind": "movie", "genres": ["drama"]});
+    let put = client.put(format!("{ingest}/v1/videos/80100172")).json(&video).send().await.unwrap();
+    assert_eq!(put.status(), 200);
+    let now_ms = i64::try_from(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis(),
+    )
+    .unwrap();
+    let events = serde_json::json!({"events": [
+        {"type": "impression", "event_id": "e1", "request_id": "r1", "member_id": "m1",
+         "video_id": 80100172, "canvas": "row", "country": "US", "device": "tv", "event_time": now_ms},
+        {"type": "play", "event_id": "e2", "request_id": "r1", "member_id": "m1",
+         "video_id": 80100172, "country": "US", "device": "tv", "event_time": now_ms + 1000,
+         "watch_seconds": 120},
+    ]});
+    let posted = client.post(format!("{ingest}/v1/events")).json(&events).send().await.unwrap();
+    assert_eq!(posted.status(), 200);
+
+    let epoch_ms = 30 * 60 * 1000;
+    let from = now_ms / epoch_ms * epoch_ms;
+    let url = format!(
+        "{insights}/v1/titles/80100172/performance?from={}&to={}",
+        nearline_insights::query::format_time(from),
+        nearline_insights::query::format_time(from + epoch_ms)
+    );
+    let body: serde_json::Value =
+        wait_for("insights to report the play", Duration::from_secs(30), || async {
+            let body: serde_json::Value = client.get(&url).send().await.ok()?.json().await.ok()?;
+            (body["totals"]["plays"] == 1).then_some(body)
+        })
+        .await;
+    assert_eq!(body["title"], "Smoke Test");
+    assert_eq!(body["totals"]["impressions"], 1);
+    assert_eq!(body["totals"]["take_rate"], 1.0);
+    let _ = child.kill();
+    let _ = child.wait();
+    std::fs::remove_dir_all(dir).unwrap();
 }
