@@ -285,28 +285,29 @@ impl Worker {
 
     /// Whether `source` of `partition` has been read up to its high watermark (asked
     /// of the log at most once per batch interval). When the log cannot say, it counts
-    /// as caught up: pacing is an optimisation, never a reason to stop reading.
+    /// as caught up until the next ask: pacing is an optimisation, never a reason to
+    /// stop reading or to wait on an unreachable broker for every record.
     async fn caught_up(&mut self, partition: i32, source: Source) -> bool {
         let max_age = self.config.batch_interval;
+        let next = self.jobs[&partition].next_offset(source);
         let high = match self.jobs[&partition].recent_high_watermark(source, max_age) {
             Some(high) => high,
             None => {
                 let tp = self.topic_partition(source, partition);
-                match self.log.watermarks(&tp).await {
-                    Ok((_, high)) => {
-                        if let Some(job) = self.jobs.get_mut(&partition) {
-                            job.note_high_watermark(source, high);
-                        }
-                        high
-                    }
+                let high = match self.log.watermarks(&tp).await {
+                    Ok((_, high)) => high,
                     Err(error) => {
                         tracing::warn!(%error, partition, "cannot read a high watermark for pacing");
-                        return true;
+                        next
                     }
+                };
+                if let Some(job) = self.jobs.get_mut(&partition) {
+                    job.note_high_watermark(source, high);
                 }
+                high
             }
         };
-        self.jobs[&partition].next_offset(source) >= high
+        next >= high
     }
 
     async fn set_paused(&mut self, partition: i32, source: Source, pause: bool) -> Result<()> {
