@@ -122,8 +122,9 @@ pub struct Insights {
     settings: Settings,
     /// Top titles scan every title's cells in the range; a popular title's performance
     /// (on launch day every dashboard asks for the same one) aggregates thousands.
-    top_cache: Arc<Cache<(TopQuery, Option<i64>), TopTitles>>,
-    performance_cache: Arc<Cache<(PerformanceQuery, Option<i64>), Performance>>,
+    /// Keyed by the query alone: a result carries the `complete_until` it was computed at.
+    top_cache: Arc<Cache<TopQuery, TopTitles>>,
+    performance_cache: Arc<Cache<PerformanceQuery, Performance>>,
     /// Every query reads the title and the progress; both change rarely, so keeping them
     /// briefly halves the statements a performance query sends to the database.
     video_cache: Arc<Cache<i64, Video>>,
@@ -184,10 +185,9 @@ impl Insights {
         let complete_until_ms = self.complete_until().await?;
         let complete = complete_until_ms.is_some_and(|until| query.range.to_ms <= until);
         let ttl = if complete { cache::FINAL_TTL } else { cache::OPEN_TTL };
-        let key = (query.clone(), complete_until_ms);
         let performance = self
             .performance_cache
-            .get_or_try(key, ttl, || self.performance_uncached(query, complete_until_ms))
+            .get_or_try(query.clone(), ttl, || self.performance_uncached(query, complete_until_ms))
             .await?;
         Ok(Performance::clone(&performance))
     }
@@ -212,8 +212,10 @@ impl Insights {
         let complete_until_ms = self.complete_until().await?;
         let complete = complete_until_ms.is_some_and(|until| query.range.to_ms <= until);
         let ttl = if complete { cache::FINAL_TTL } else { cache::OPEN_TTL };
-        let key = (query.clone(), complete_until_ms);
-        let top = self.top_cache.get_or_try(key, ttl, || self.top_uncached(query, complete_until_ms)).await?;
+        let top = self
+            .top_cache
+            .get_or_try(query.clone(), ttl, || self.top_uncached(query, complete_until_ms))
+            .await?;
         Ok(TopTitles::clone(&top))
     }
 
