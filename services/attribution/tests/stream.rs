@@ -118,15 +118,20 @@ fn workload(seed: u64, requests: usize) -> Vec<Ev> {
     jittered.into_iter().map(|(_, ev)| ev).collect()
 }
 
+/// The first request id `{prefix}-{i}` that lands on `partition`.
+fn request_on(prefix: &str, partition: i32) -> String {
+    (0..)
+        .map(|i| format!("{prefix}-{i}"))
+        .find(|r| partition_for_key(r.as_bytes(), PARTITIONS) == partition)
+        .unwrap()
+}
+
 /// One impression per partition far in the future, so every partition's watermark passes
 /// every deadline and the stream settles all unattributed plays.
 fn sentinels(after: i64) -> Vec<Ev> {
     (0..PARTITIONS)
         .map(|p| {
-            let request = (0..)
-                .map(|i| format!("sentinel-{i}"))
-                .find(|r| partition_for_key(r.as_bytes(), PARTITIONS) == p)
-                .unwrap();
+            let request = request_on("sentinel", p);
             Ev::Impression {
                 request,
                 video: 999,
@@ -512,10 +517,7 @@ async fn a_play_four_hours_late_counts_in_its_impressions_epoch() {
     let request = "late-play".to_string();
     let p = partition_for_key(request.as_bytes(), PARTITIONS);
     // Traffic on the same partition moves the watermark 4 h past the impression.
-    let filler = (0..)
-        .map(|i| format!("filler-{i}"))
-        .find(|r| partition_for_key(r.as_bytes(), PARTITIONS) == p)
-        .unwrap();
+    let filler = request_on("filler", p);
     let impression_time = T0 + 10 * MINUTE;
     let impressions = vec![
         Ev::Impression {
@@ -566,10 +568,7 @@ async fn too_late_events_go_to_the_late_topic_and_backfill_counts_them() {
     let mut harness = Harness::new().await;
     let request = "too-late".to_string();
     let p = partition_for_key(request.as_bytes(), PARTITIONS);
-    let filler = (0..)
-        .map(|i| format!("filler-{i}"))
-        .find(|r| partition_for_key(r.as_bytes(), PARTITIONS) == p)
-        .unwrap();
+    let filler = request_on("filler", p);
     let advance = vec![Ev::Impression {
         request: filler,
         video: 8,
@@ -756,10 +755,7 @@ async fn backfill_attributing_a_play_the_stream_expired_takes_it_out_of_unattrib
     let mut harness = Harness::new().await;
     let request = "orphan".to_string();
     let p = partition_for_key(request.as_bytes(), PARTITIONS);
-    let filler = (0..)
-        .map(|i| format!("filler-{i}"))
-        .find(|r| partition_for_key(r.as_bytes(), PARTITIONS) == p)
-        .unwrap();
+    let filler = request_on("filler", p);
     // The play, then (once it is read) an impression 8 h later on its partition: the
     // stream expires the play as unattributed.
     let play =

@@ -19,6 +19,12 @@ use tokio::sync::OnceCell;
 pub const FINAL_TTL: Duration = Duration::from_secs(60);
 /// How long a result over a range that may still change stays cached.
 pub const OPEN_TTL: Duration = Duration::from_secs(1);
+/// How long a result over a range ending at `to_ms` may be reused.
+pub fn ttl(to_ms: i64, complete_until_ms: Option<i64>) -> Duration {
+    let complete = complete_until_ms.is_some_and(|until| to_ms <= until);
+    if complete { FINAL_TTL } else { OPEN_TTL }
+}
+
 /// Most entries kept by default; past this, expired entries go, then everything.
 const CAPACITY: usize = 512;
 

@@ -183,8 +183,7 @@ impl Insights {
     /// A title's counts over a range, bucketed and grouped (cached, see [`cache`]).
     pub async fn performance(&self, query: PerformanceQuery) -> Result<Performance, ApiError> {
         let complete_until_ms = self.complete_until().await?;
-        let complete = complete_until_ms.is_some_and(|until| query.range.to_ms <= until);
-        let ttl = if complete { cache::FINAL_TTL } else { cache::OPEN_TTL };
+        let ttl = cache::ttl(query.range.to_ms, complete_until_ms);
         let performance = self
             .performance_cache
             .get_or_try(query.clone(), ttl, || self.performance_uncached(query, complete_until_ms))
@@ -210,8 +209,7 @@ impl Insights {
     /// Titles ranked by a metric over a range (cached, see [`cache`]).
     pub async fn top(&self, query: TopQuery) -> Result<TopTitles, ApiError> {
         let complete_until_ms = self.complete_until().await?;
-        let complete = complete_until_ms.is_some_and(|until| query.range.to_ms <= until);
-        let ttl = if complete { cache::FINAL_TTL } else { cache::OPEN_TTL };
+        let ttl = cache::ttl(query.range.to_ms, complete_until_ms);
         let top = self
             .top_cache
             .get_or_try(query.clone(), ttl, || self.top_uncached(query, complete_until_ms))
