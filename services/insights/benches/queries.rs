@@ -26,6 +26,10 @@ use nearline_storage::Database;
 use sqlx::{Connection as _, Executor as _, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
+/// The allocator of the `nearline` binary, so the numbers are the ones it gets.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const DATABASE: &str = "nearline_bench_insights";
 /// 2026-11-22T00:00:00Z: the end of the generated week.
 const END_MS: i64 = 1_795_305_600_000;
