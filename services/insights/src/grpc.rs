@@ -81,16 +81,16 @@ impl InsightsService for Grpc {
         let p = self.insights.performance(query).await?;
         Ok(Response::new(pb::TitlePerformanceResponse {
             video_id: p.video.video_id,
-            title: p.video.title,
+            title: p.video.title.clone(),
             complete_until_ms: p.complete_until_ms,
             totals: Some(counts(p.totals)),
             unattributed_plays: p.unattributed_plays,
             series: p
                 .series
-                .into_iter()
+                .iter()
                 .map(|s| pb::SeriesPoint {
                     start_ms: s.start_ms,
-                    group: s.group.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+                    group: s.group.iter().map(|(k, v)| ((*k).to_string(), v.clone())).collect(),
                     counts: Some(counts(s.counts)),
                 })
                 .collect(),

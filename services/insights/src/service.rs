@@ -180,15 +180,16 @@ impl Insights {
         Ok(watermark.map(|w| w.saturating_sub(self.settings.allowed_lateness_ms)))
     }
 
-    /// A title's counts over a range, bucketed and grouped (cached, see [`cache`]).
-    pub async fn performance(&self, query: PerformanceQuery) -> Result<Performance, ApiError> {
+    /// A title's counts over a range, bucketed and grouped (cached, see [`cache`]; shared,
+    /// not copied, since a busy title's result holds thousands of points).
+    pub async fn performance(&self, query: PerformanceQuery) -> Result<Arc<Performance>, ApiError> {
         let complete_until_ms = self.complete_until().await?;
         let ttl = cache::ttl(query.range.to_ms, complete_until_ms);
         let performance = self
             .performance_cache
             .get_or_try(query.clone(), ttl, || self.performance_uncached(query, complete_until_ms))
             .await?;
-        Ok(Performance::clone(&performance))
+        Ok(performance)
     }
 
     async fn performance_uncached(
