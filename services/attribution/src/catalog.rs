@@ -40,16 +40,6 @@ impl CatalogCache {
         found
     }
 
-    /// Titles in the current snapshot.
-    pub fn len(&self) -> usize {
-        self.titles.read().expect("catalog lock").len()
-    }
-
-    /// Whether the snapshot is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Replaces the snapshot with the `videos` table as it is now.
     pub async fn refresh(&self, database: &Database) -> Result<usize, sqlx::Error> {
         const QUERY: &str = "SELECT video_id, kind, genres, launch_at_ms FROM videos";

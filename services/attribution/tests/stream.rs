@@ -346,6 +346,16 @@ impl Harness {
             .sum()
     }
 
+    /// Records on the late topic, over all partitions.
+    async fn late_records(&self) -> i64 {
+        let mut sum = 0;
+        for partition in 0..PARTITIONS {
+            let tp = TopicPartition::new(self.topics.late.clone(), partition);
+            sum += self.log.watermarks(&tp).await.unwrap().1;
+        }
+        sum
+    }
+
     async fn total_published(&self) -> i64 {
         self.published.values().sum()
     }
@@ -595,15 +605,7 @@ async fn too_late_events_go_to_the_late_topic_and_backfill_counts_them() {
     harness.publish(&late).await;
     harness.wait_drained().await;
 
-    let late_records: i64 = {
-        let mut sum = 0;
-        for partition in 0..PARTITIONS {
-            let tp = TopicPartition::new(harness.topics.late.clone(), partition);
-            sum += harness.log.watermarks(&tp).await.unwrap().1;
-        }
-        sum
-    };
-    assert_eq!(late_records, 2, "both too-late events are on the late topic");
+    assert_eq!(harness.late_records().await, 2, "both too-late events are on the late topic");
     let cell = (7, T0, "CA".to_string(), "tv".to_string(), "row".to_string());
     assert_eq!(harness.counts().await.cells.get(&cell), None, "the stream did not count them");
     assert_eq!(harness.reconcile(T0, T0 + HOUR).await.len(), 1, "reconcile reports the one missing cell");
@@ -841,11 +843,6 @@ async fn catching_up_on_a_long_backlog_judges_nothing_too_late() {
     stop.cancel();
     worker.await.expect("joined").expect("clean stop");
 
-    let mut late = 0;
-    for partition in 0..PARTITIONS {
-        let tp = TopicPartition::new(harness.topics.late.clone(), partition);
-        late += harness.log.watermarks(&tp).await.unwrap().1;
-    }
-    assert_eq!(late, 0, "no in-bounds event was judged too late");
+    assert_eq!(harness.late_records().await, 0, "no in-bounds event was judged too late");
     harness.assert_counts(&events).await;
 }
