@@ -3,6 +3,8 @@
 //! The crate is a library: [`run`] serves the service until shutdown; the `nearline`
 //! binary wires it to its configuration, database and event log.
 
+pub mod policy;
+
 use std::sync::Arc;
 
 use nearline_eventlog::EventLog;
