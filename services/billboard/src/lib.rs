@@ -4,6 +4,7 @@
 //! binary wires it to its configuration, database and event log.
 
 pub mod policy;
+pub mod sim;
 
 use std::sync::Arc;
 
