@@ -1,22 +1,22 @@
 //! Learning from `nearline.outcomes.v1`, exactly once.
 //!
-//! One loop polls the consumer and, every `billboard.flush_interval`, saves what it read
-//! in one database transaction: the keys of the new outcomes (so a re-emitted outcome
-//! changes nothing), the counters they change, the model version and the next offset
-//! per partition. Only after that commit does the in-memory model change and the Kafka
-//! offsets get committed. On assignment each partition is sought to the offset saved in
-//! the database, which is the truth: a crash between the database commit and the Kafka
-//! commit re-reads nothing that was applied, and a crash before the database commit
-//! re-reads everything that was not.
+//! One loop reads every partition of the topic and, every `billboard.flush_interval`,
+//! saves what it read in one database transaction: the keys of the new outcomes (so a
+//! re-emitted outcome changes nothing), the counters they change, the model version and
+//! the next offset per partition, stored under `billboard.consumer_group`. Only after
+//! that commit does the in-memory model change. Reading resumes from the saved offsets,
+//! which are the truth: a crash before the commit re-reads everything that was not
+//! applied, and nothing that was.
 //!
-//! One learner per consumer group: the statistics are read-modify-written from the
-//! learner's memory, so two instances learning into one database would lose updates.
+//! One learner per `billboard.consumer_group`: the statistics are read-modify-written
+//! from the learner's memory, so two instances learning into one database would lose
+//! updates.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nearline_eventlog::{Consumer, ConsumerEvent, EventLog, Record, TopicPartition};
+use nearline_eventlog::{EventLog, Record, TopicPartition};
 use nearline_proto::events::v1 as pb;
 use prost::Message as _;
 use tokio_util::sync::CancellationToken;
@@ -70,15 +70,10 @@ pub async fn run(
 ) {
     let mut backoff = Duration::from_millis(200);
     while !shutdown.is_cancelled() {
-        match log.subscribe(&config.group, &[config.topic.as_str()]).await {
-            Ok(consumer) => {
-                backoff = Duration::from_millis(200);
-                if let Err(error) = consume(&billboard, consumer, &config, &shutdown).await {
-                    tracing::warn!(%error, "billboard learner stopped; resubscribing");
-                }
-            }
+        match consume(&billboard, log.as_ref(), &config, &shutdown).await {
+            Ok(()) => return,
             Err(error) => {
-                tracing::warn!(%error, "cannot subscribe to {}; retrying in {backoff:?}", config.topic)
+                tracing::warn!(%error, topic = %config.topic, "billboard learner stopped; restarting in {backoff:?}")
             }
         }
         tokio::select! {
@@ -88,39 +83,55 @@ pub async fn run(
     }
 }
 
+/// Reads every partition from the offsets saved with the statistics.
+///
+/// A group-less reader rather than a group member: the saved offsets are the truth
+/// either way, and a member killed with SIGKILL keeps its partitions in the group until
+/// the broker expires its session (minutes on tansu 0.6), which would stall a restarted
+/// learner for as long.
 async fn consume(
     billboard: &Billboard,
-    mut consumer: Box<dyn Consumer>,
+    log: &dyn EventLog,
     config: &LearnConfig,
     shutdown: &CancellationToken,
 ) -> Result<(), nearline_eventlog::Error> {
+    let partitions = log.partition_count(&config.topic).await?;
+    let saved = loop {
+        match store::load_offsets(billboard.database(), &config.group, &config.topic).await {
+            Ok(saved) => break saved,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read saved offsets; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => return Ok(()),
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    };
+    let mut reader = log.reader().await?;
+    for partition in 0..partitions {
+        // Offset 0 is clamped to the first retained record.
+        let offset = saved.get(&partition).copied().unwrap_or(0);
+        reader.assign(&TopicPartition::new(config.topic.clone(), partition), offset).await?;
+    }
+    tracing::info!(topic = %config.topic, partitions, "billboard learner reading outcomes");
     let mut batch = Batch::default();
     let mut next_flush = Instant::now() + config.flush_interval;
     let mut skipped = 0u64;
     loop {
         if shutdown.is_cancelled() {
-            flush(billboard, &mut *consumer, config, &mut batch).await;
-            let _ = consumer.close().await;
+            flush(billboard, config, &mut batch).await;
             return Ok(());
         }
         let wait = next_flush.saturating_duration_since(Instant::now()).min(Duration::from_millis(100));
-        match consumer.poll(wait).await? {
-            Some(ConsumerEvent::Assigned(tps)) => {
-                seek_to_saved(billboard, &mut *consumer, config, &tps).await?
-            }
-            Some(ConsumerEvent::Revoked(_)) => {
-                // Save what was read: the next owner starts from the offsets saved with it
-                // (committing them to the log may fail now, which is harmless).
-                flush(billboard, &mut *consumer, config, &mut batch).await;
-            }
-            Some(ConsumerEvent::Record(record)) => read(&record, &mut batch, &mut skipped),
-            None => {}
+        if let Some(record) = reader.poll(wait).await? {
+            read(&record, &mut batch, &mut skipped);
         }
         if Instant::now() >= next_flush {
             if skipped > 0 {
                 metrics::outcomes("skipped", std::mem::take(&mut skipped));
             }
-            flush(billboard, &mut *consumer, config, &mut batch).await;
+            flush(billboard, config, &mut batch).await;
             next_flush = Instant::now() + config.flush_interval;
         }
     }
@@ -134,32 +145,9 @@ fn read(record: &Record, batch: &mut Batch, skipped: &mut u64) {
     batch.offsets.insert(record.partition, record.offset + 1);
 }
 
-async fn seek_to_saved(
-    billboard: &Billboard,
-    consumer: &mut dyn Consumer,
-    config: &LearnConfig,
-    tps: &[TopicPartition],
-) -> Result<(), nearline_eventlog::Error> {
-    let saved = loop {
-        match store::load_offsets(billboard.database(), &config.group, &config.topic).await {
-            Ok(saved) => break saved,
-            Err(error) => {
-                tracing::warn!(%error, "cannot read saved offsets; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    };
-    for tp in tps {
-        if let Some(offset) = saved.get(&tp.partition) {
-            consumer.seek(tp, *offset).await?;
-        }
-    }
-    Ok(())
-}
-
-/// Saves the batch (retrying until the database takes it), installs it in the model,
-/// then commits the offsets to the log.
-async fn flush(billboard: &Billboard, consumer: &mut dyn Consumer, config: &LearnConfig, batch: &mut Batch) {
+/// Saves the batch, retrying until the database takes it, then installs it in the
+/// model: nothing reaches the model that is not durable.
+async fn flush(billboard: &Billboard, config: &LearnConfig, batch: &mut Batch) {
     if batch.offsets.is_empty() {
         return;
     }
@@ -211,12 +199,6 @@ async fn flush(billboard: &Billboard, consumer: &mut dyn Consumer, config: &Lear
         }
         learned.info = saved.info;
         billboard.rebuild_model(&learned, &touched);
-    }
-    let offsets: Vec<(TopicPartition, i64)> =
-        batch.offsets.iter().map(|(p, o)| (TopicPartition::new(config.topic.clone(), *p), *o)).collect();
-    if let Err(error) = consumer.commit(&offsets).await {
-        // The database holds the offsets; the log's are only a hint for other tools.
-        tracing::warn!(%error, "committing offsets to the log failed; the database has them");
     }
     *batch = Batch::default();
 }
