@@ -53,16 +53,19 @@ fn main() {
         config.gap_ms = 86_400_000 / decisions as i64;
         let start = Instant::now();
         let (mut served, mut oracle, mut uniform, mut ratios) = (0.0, 0.0, 0.0, Vec::new());
+        let mut deciding = std::time::Duration::ZERO;
         for world in &worlds {
             let report = run(world, &config);
             served += report.total.served / seeds as f64;
             oracle += report.total.oracle / seeds as f64;
             uniform += report.uniform / seeds as f64;
             ratios.push(report.total.ratio());
+            deciding += report.deciding;
         }
         let worst = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let rate = (decisions as f64 * seeds as f64) / deciding.as_secs_f64();
         println!(
-            "{:<15} served {served:.4}  oracle {oracle:.4}  uniform {uniform:.4}  served/oracle {:.3} (worst world {worst:.3})  ({:.1?})",
+            "{:<15} served {served:.4}  oracle {oracle:.4}  uniform {uniform:.4}  served/oracle {:.3} (worst world {worst:.3})  decisions/s {rate:.0}  ({:.1?})",
             policy.as_str(),
             served / oracle,
             start.elapsed()

@@ -88,11 +88,30 @@ pub struct Report {
     pub uniform: f64,
     /// Model versions built.
     pub versions: u64,
+    /// Wall time spent deciding (distribution and draw), over all decisions.
+    pub deciding: std::time::Duration,
+}
+
+/// Mixed into the run's seed for the decisions' and plays' draws.
+const DRAWS_SEED: u64 = 0x5eed_d1a5_0000_0001;
+
+/// The requests [`run`] sees for `config`, with their event times.
+pub fn stream(world: &World, config: &RunConfig) -> Vec<(i64, world::Request)> {
+    let mut requests = Rng::new(config.seed);
+    (0..config.decisions)
+        .map(|i| {
+            let now = i as i64 * config.gap_ms;
+            (now, world.request(&mut requests, now))
+        })
+        .collect()
 }
 
 /// Runs `config` through `world`.
 pub fn run(world: &World, config: &RunConfig) -> Report {
-    let mut rng = Rng::new(config.seed);
+    // Requests have their own generator, so the stream is the same whatever the policy
+    // decides ([`stream`] gives it to other tools, such as the peer comparison).
+    let mut requests = Rng::new(config.seed);
+    let mut rng = Rng::new(config.seed ^ DRAWS_SEED);
     let facts = Arc::new(world.facts());
     let discount = config.params.discount;
     let mut learner = Learner::default();
@@ -123,12 +142,14 @@ pub fn run(world: &World, config: &RunConfig) -> Report {
             }
             next_flush = now + config.flush_ms;
         }
-        let request = world.request(&mut rng, now);
+        let request = world.request(&mut requests, now);
+        let started = std::time::Instant::now();
         let policy = config.split.policy(&request.member);
         let probabilities = model.probabilities(policy, &request.cell, &request.candidates);
         let decision = pick_pair(&probabilities, &request.candidates, rng.uniform(), |video| {
             sticky_unit(&request.member, video, now, config.stickiness_ms)
         });
+        report.deciding += started.elapsed();
         let arm = &request.candidates[decision.index];
         let truth = world.play_probability(&request.cell, arm, now);
         let played = rng.uniform() < truth;
