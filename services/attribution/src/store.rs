@@ -10,6 +10,7 @@ mod postgres;
 mod sqlite;
 
 use nearline_storage::Database;
+use nearline_storage::progress::NO_WATERMARK;
 
 use crate::join::{CellMember, UnattributedMember};
 
@@ -20,6 +21,8 @@ pub struct SourceProgress {
     pub committed: i64,
     /// Oldest offset whose event the in-memory state still needs; replay starts here.
     pub oldest_needed: i64,
+    /// Largest event time read from this topic partition, if any.
+    pub watermark_ms: Option<i64>,
 }
 
 /// The progress of one partition number across the impressions and plays topics.
@@ -31,8 +34,6 @@ pub struct PartitionProgress {
     pub impressions: Option<SourceProgress>,
     /// The plays topic partition.
     pub plays: Option<SourceProgress>,
-    /// Largest event time seen on the partition.
-    pub watermark_ms: i64,
 }
 
 /// Facts to write, borrowed from the join's outputs.
@@ -179,16 +180,15 @@ fn progress_from_rows(
     if rows.is_empty() {
         return None;
     }
-    let mut progress =
-        PartitionProgress { partition, impressions: None, plays: None, watermark_ms: i64::MIN };
+    let mut progress = PartitionProgress { partition, impressions: None, plays: None };
     for (topic, committed, oldest_needed, watermark_ms) in rows {
-        let source = Some(SourceProgress { committed, oldest_needed });
+        let watermark_ms = (watermark_ms != NO_WATERMARK).then_some(watermark_ms);
+        let source = Some(SourceProgress { committed, oldest_needed, watermark_ms });
         if topic == key.impressions_topic {
             progress.impressions = source;
         } else {
             progress.plays = source;
         }
-        progress.watermark_ms = progress.watermark_ms.max(watermark_ms);
     }
     Some(progress)
 }
@@ -201,6 +201,8 @@ fn progress_rows<'a>(
     progress.iter().flat_map(move |p| {
         [(key.impressions_topic.as_str(), p.impressions), (key.plays_topic.as_str(), p.plays)]
             .into_iter()
-            .filter_map(move |(topic, source)| source.map(|s| (topic, p.partition, s, p.watermark_ms)))
+            .filter_map(move |(topic, source)| {
+                source.map(|s| (topic, p.partition, s, s.watermark_ms.unwrap_or(NO_WATERMARK)))
+            })
     })
 }

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::catalog::CatalogCache;
 use crate::decode;
-use crate::join::{JoinConfig, Outputs, Source};
+use crate::join::{JoinConfig, Outputs, Source, Watermarks};
 use crate::metrics as m;
 use crate::store::{Facts, Store};
 use crate::{Error, Result};
@@ -75,8 +75,8 @@ pub struct WorkerConfig {
 /// What a partition owned by this process looks like now, for `GetProgress`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PartitionStatus {
-    /// Largest event time seen.
-    pub watermark_ms: i64,
+    /// Largest event time seen, per topic.
+    pub watermarks: Watermarks,
     /// Next impressions offset to process.
     pub committed_impressions: i64,
     /// Next plays offset to process.
@@ -422,7 +422,7 @@ impl Worker {
             job.dirty = false;
             let state = job.state();
             let status = PartitionStatus {
-                watermark_ms: state.watermark_ms().unwrap_or(0),
+                watermarks: state.watermarks(),
                 committed_impressions: job.next_offset(Source::Impressions),
                 committed_plays: job.next_offset(Source::Plays),
                 state_entries: state.state_entries() as u64,

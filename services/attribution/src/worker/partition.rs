@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::join::{Input, JoinConfig, JoinState, Outputs, Source, SourceOffsets};
+use crate::join::{Input, JoinConfig, JoinState, Outputs, Source, SourceOffsets, Watermarks};
 use crate::store::{PartitionProgress, SourceProgress};
 
 /// The join of impressions partition p with plays partition p.
@@ -43,8 +43,9 @@ impl PartitionJob {
         config: JoinConfig,
         stored: Option<PartitionProgress>,
     ) -> crate::Result<Self> {
-        let source =
-            |s: Option<SourceProgress>| s.unwrap_or(SourceProgress { committed: 0, oldest_needed: 0 });
+        let source = |s: Option<SourceProgress>| {
+            s.unwrap_or(SourceProgress { committed: 0, oldest_needed: 0, watermark_ms: None })
+        };
         let (impressions, plays) = match stored {
             Some(p) => (source(p.impressions), source(p.plays)),
             None => (source(None), source(None)),
@@ -54,7 +55,12 @@ impl PartitionJob {
         let next =
             [impressions.oldest_needed.min(impressions.committed), plays.oldest_needed.min(plays.committed)];
         let replaying = next[0] < impressions.committed || next[1] < plays.committed;
-        let state = if replaying { JoinState::resume(config, committed)? } else { JoinState::new(config)? };
+        let watermarks = Watermarks { impressions: impressions.watermark_ms, plays: plays.watermark_ms };
+        let state = JoinState::resume(
+            config,
+            if replaying { committed } else { SourceOffsets::default() },
+            watermarks,
+        )?;
         Ok(Self {
             partition,
             state,
@@ -128,15 +134,19 @@ impl PartitionJob {
             return None;
         }
         let needed = self.state.oldest_needed_offsets();
+        let watermarks = self.state.watermarks();
         let source = |s: Source| {
             let committed = self.next[index(s)];
-            SourceProgress { committed, oldest_needed: needed.get(s).unwrap_or(committed).min(committed) }
+            SourceProgress {
+                committed,
+                oldest_needed: needed.get(s).unwrap_or(committed).min(committed),
+                watermark_ms: watermarks.get(s),
+            }
         };
         Some(PartitionProgress {
             partition: self.partition,
             impressions: Some(source(Source::Impressions)),
             plays: Some(source(Source::Plays)),
-            watermark_ms: self.state.watermark_ms().unwrap_or(0),
         })
     }
 

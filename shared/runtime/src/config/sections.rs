@@ -295,8 +295,6 @@ service_section!(
         /// How far back comparable launches are looked for.
         #[serde(with = "humantime_serde")]
         launch_lookback: Duration = Duration::from_secs(365 * 24 * 3600),
-        /// Address of the attribution gRPC API, for freshness.
-        attribution_url: String = "http://127.0.0.1:50052".into(),
     }
 );
 
