@@ -149,6 +149,7 @@ async fn main() {
         CatalogCache::empty(),
         config.clone(),
         status.clone(),
+        nearline_runtime::Readiness::new(),
         stop.clone(),
     ));
     wait_stored(&store, events as i64).await;
@@ -207,6 +208,7 @@ async fn main() {
         CatalogCache::empty(),
         config,
         StatusBoard::default(),
+        nearline_runtime::Readiness::new(),
         stop.clone(),
     ));
     wait_stored(&store, events as i64 + i64::from(PARTITIONS)).await;

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nearline_eventlog::{Consumer, ConsumerEvent, EventLog, Reader, Record, TopicPartition};
+use nearline_runtime::Readiness;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::CatalogCache;
@@ -107,13 +108,16 @@ impl StatusBoard {
 }
 
 /// Runs the streaming join until `shutdown`, then writes and commits what it has.
-/// Outcomes are enriched from `catalog`.
+/// Outcomes are enriched from `catalog`. `readiness` says whether the worker is doing
+/// its job: ready once it owns its partitions with their state rebuilt (or owned none
+/// for [`STANDBY_READY_AFTER`]), not ready while it cannot write its effects.
 pub async fn run(
     log: Arc<dyn EventLog>,
     store: Store,
     catalog: CatalogCache,
     config: WorkerConfig,
     status: StatusBoard,
+    readiness: Readiness,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let consumer = log.subscribe(&config.group, &[config.topics.impressions.as_str()]).await?;
@@ -128,6 +132,8 @@ pub async fn run(
         jobs: BTreeMap::new(),
         status,
         outputs: Outputs::default(),
+        health: Health::new(readiness),
+        shutdown: shutdown.clone(),
     };
     let result = worker.run(&shutdown).await;
     // Leave the group even after an error, so the partitions move on at once.
@@ -148,6 +154,40 @@ struct Worker {
     jobs: BTreeMap<i32, PartitionJob>,
     status: StatusBoard,
     outputs: Outputs,
+    health: Health,
+    shutdown: CancellationToken,
+}
+
+/// A member of a group with more members than partitions never gets an assignment;
+/// it counts as ready (a standby) once it has waited this long for one.
+pub const STANDBY_READY_AFTER: Duration = Duration::from_secs(30);
+
+/// What readiness is made of, updated as the worker goes.
+struct Health {
+    readiness: Readiness,
+    started: Instant,
+    assigned_once: bool,
+    writes_failing: bool,
+}
+
+impl Health {
+    fn new(readiness: Readiness) -> Self {
+        readiness.set_not_ready();
+        Self { readiness, started: Instant::now(), assigned_once: false, writes_failing: false }
+    }
+
+    fn update(&self, jobs: &BTreeMap<i32, PartitionJob>) {
+        let joined = self.assigned_once || self.started.elapsed() >= STANDBY_READY_AFTER;
+        let ready = joined && !self.writes_failing && jobs.values().all(|job| !job.is_replaying());
+        if ready != self.readiness.is_ready() {
+            if ready {
+                self.readiness.set_ready();
+            } else {
+                self.readiness.set_not_ready();
+            }
+            tracing::info!(ready, "attribution readiness changed");
+        }
+    }
 }
 
 /// How far in event time one topic of a partition may be read ahead of the other.
@@ -192,6 +232,7 @@ impl Worker {
                 self.write().await?;
                 last_write = Instant::now();
             }
+            self.health.update(&self.jobs);
             if read + plays == 0 {
                 tokio::select! {
                     () = shutdown.cancelled() => {}
@@ -215,6 +256,7 @@ impl Worker {
                 self.pause_if_ahead(partition, Source::Impressions).await?;
             }
             ConsumerEvent::Assigned(partitions) => {
+                self.health.assigned_once = true;
                 let impressions = self.config.topics.impressions.clone();
                 for tp in partitions.into_iter().filter(|tp| tp.topic == impressions) {
                     self.take(tp.partition).await?;
@@ -390,8 +432,11 @@ impl Worker {
             })
             .collect();
         records.extend(self.outputs.late.iter().map(|l| decode::late_record(&self.config.topics.late, l)));
+        let (log, store) = (&self.log, &self.store);
         if !records.is_empty() {
-            self.log.publish(records).await?;
+            let publish = || async { log.publish(records.clone()).await.map(drop).map_err(Error::from) };
+            retrying("publishing outcomes and late events", &mut self.health, &self.shutdown, publish)
+                .await?;
         }
 
         let facts = Facts {
@@ -400,7 +445,8 @@ impl Worker {
             unattributed: &self.outputs.unattributed,
             retract_unattributed: false,
         };
-        store_with_retry(&self.store, facts, &progress).await?;
+        let write = || async { store.write(facts, &progress).await.map_err(Error::Database) };
+        retrying("writing counts and progress", &mut self.health, &self.shutdown, write).await?;
         m::outputs_written(&self.outputs);
 
         let commits: Vec<_> = progress
@@ -437,32 +483,80 @@ impl Worker {
     }
 }
 
-/// Writes, retrying what a concurrent writer can cause (deadlocks, busy SQLite).
-async fn store_with_retry(
-    store: &Store,
-    facts: Facts<'_>,
-    progress: &[crate::store::PartitionProgress],
-) -> Result<()> {
-    let mut attempt = 0;
+/// Runs `attempt` until it succeeds, retrying with backoff (up to 5 s) while it fails
+/// in a way that can pass: a deadlock or busy database, a database or broker that is
+/// down or restarting. Meanwhile the worker reads nothing new and says it is not ready;
+/// nothing is lost, as offsets move only after the write. Gives up on a permanent error,
+/// or when `shutdown` comes first (the next owner replays what was not written).
+async fn retrying<F, Fut>(
+    what: &str,
+    health: &mut Health,
+    shutdown: &CancellationToken,
+    mut attempt: F,
+) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let mut failures: u32 = 0;
     loop {
-        match store.write(facts, progress).await {
-            Ok(()) => return Ok(()),
-            Err(error) if attempt < 5 && is_transient(&error) => {
-                attempt += 1;
-                tracing::warn!(%error, attempt, "retrying the write");
-                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+        let error = match attempt().await {
+            Ok(()) => {
+                if failures > 0 {
+                    tracing::info!(failures, "{what} succeeded again");
+                    health.writes_failing = false;
+                }
+                return Ok(());
             }
-            Err(error) => return Err(Error::Database(error)),
+            Err(error) if is_transient(&error) => error,
+            Err(error) => return Err(error),
+        };
+        failures += 1;
+        // A lock conflict passes in milliseconds; anything else (the database or broker
+        // unreachable) means the worker is not doing its job until it passes.
+        if failures >= 3 || !is_lock_conflict(&error) {
+            health.writes_failing = true;
+            health.readiness.set_not_ready();
+        }
+        let backoff =
+            Duration::from_millis(50u64.saturating_mul(1 << failures.min(7))).min(Duration::from_secs(5));
+        tracing::warn!(%error, failures, retry_in = ?backoff, "{what} failed; retrying");
+        tokio::select! {
+            () = shutdown.cancelled() => {
+                return Err(error);
+            }
+            () = tokio::time::sleep(backoff) => {}
         }
     }
 }
 
-fn is_transient(error: &sqlx::Error) -> bool {
+/// Whether an error can pass by itself, so the write is worth retrying.
+fn is_transient(error: &Error) -> bool {
     match error {
-        sqlx::Error::Database(db) => {
-            matches!(db.code().as_deref(), Some("40P01" | "40001" | "55P03" | "5" | "6"))
+        Error::Database(error) => is_transient_database(error),
+        Error::EventLog(error) => {
+            matches!(error, nearline_eventlog::Error::Unavailable(_) | nearline_eventlog::Error::Other(_))
         }
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => true,
+        _ => false,
+    }
+}
+
+/// Deadlock, serialization failure, lock not available; SQLite busy or locked.
+fn is_lock_conflict(error: &Error) -> bool {
+    let Error::Database(sqlx::Error::Database(db)) = error else { return false };
+    db.code().is_some_and(|code| matches!(code.as_ref(), "40P01" | "40001" | "55P03" | "5" | "6"))
+}
+
+fn is_transient_database(error: &sqlx::Error) -> bool {
+    match error {
+        // Deadlock, serialization failure, lock not available; SQLite busy or locked;
+        // Postgres going away: admin or crash shutdown, cannot connect now, and the
+        // connection exceptions (class 08).
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            matches!(code.as_ref(), "40P01" | "40001" | "55P03" | "5" | "6" | "57P01" | "57P02" | "57P03")
+                || code.starts_with("08")
+        }),
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
         _ => false,
     }
 }

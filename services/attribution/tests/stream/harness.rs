@@ -229,6 +229,7 @@ impl Harness {
             self.catalog.clone(),
             self.config.clone(),
             status.clone(),
+            nearline_runtime::Readiness::new(),
             stop.clone(),
         ));
         (handle, stop, status)
