@@ -7,9 +7,11 @@ use nearline_proto::attribution::v1 as pb;
 use nearline_storage::progress;
 use tonic::{Request, Response, Status};
 
+use crate::Error;
 use crate::metrics as m;
+use crate::status::StatusBoard;
 use crate::store::Store;
-use crate::worker::{StatusBoard, Topics};
+use crate::topics::Topics;
 
 /// The gRPC API of attribution.
 #[derive(Debug, Clone)]
@@ -32,10 +34,7 @@ impl pb::attribution_service_server::AttributionService for AttributionApi {
         &self,
         _request: Request<pb::GetProgressRequest>,
     ) -> Result<Response<pb::GetProgressResponse>, Status> {
-        let stored = self.store.load_all().await.map_err(|error| {
-            tracing::error!(%error, "reading partition progress failed");
-            Status::unavailable("partition progress is unavailable right now")
-        })?;
+        let stored = self.store.load_all().await.map_err(Error::Database)?;
         let live = self.status.snapshot();
         let mut partitions = Vec::with_capacity(stored.len());
         let mut watermarks = Vec::with_capacity(2 * stored.len());

@@ -6,7 +6,7 @@ use std::time::Duration;
 use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 
 use crate::join::{Outputs, Source};
-use crate::worker::PartitionStatus;
+use crate::status::PartitionStatus;
 
 /// Registers descriptions; call once at start.
 pub fn describe() {

@@ -14,8 +14,10 @@ use tokio_util::sync::CancellationToken;
 use crate::catalog::CatalogCache;
 use crate::grpc::AttributionApi;
 use crate::join::JoinConfig;
+use crate::status::StatusBoard;
 use crate::store::{ProgressKey, Store};
-use crate::worker::{self, StatusBoard, Topics, WorkerConfig};
+use crate::topics::Topics;
+use crate::worker::{self, WorkerConfig};
 use crate::{Error, Result};
 
 fn millis(duration: std::time::Duration) -> i64 {

@@ -6,8 +6,11 @@
 //! The partition progress written in the same transaction is what recovery replays from
 //! (DESIGN §4), so facts and the offsets that produced them can never disagree.
 
+mod counts;
 mod postgres;
 mod sqlite;
+
+pub use counts::{CellKey, Counts, Difference, UnattributedKey, compare};
 
 use nearline_storage::Database;
 use nearline_storage::progress::NO_WATERMARK;
@@ -144,7 +147,7 @@ impl Store {
 impl Store {
     /// Stored counts of the cells and unattributed slices whose epoch starts in
     /// `[from_ms, to_ms)`.
-    pub async fn load_counts(&self, from_ms: i64, to_ms: i64) -> Result<crate::batch::Counts, sqlx::Error> {
+    pub async fn load_counts(&self, from_ms: i64, to_ms: i64) -> Result<Counts, sqlx::Error> {
         type CellRow = (i64, i64, String, String, String, i64, i64);
         type UnattributedRow = (i64, i64, String, String, i64);
         const CELLS_PG: &str = "SELECT video_id, epoch_start_ms, country, device, canvas, impressions, plays \
@@ -165,7 +168,7 @@ impl Store {
                 sqlx::query_as(UNATTRIBUTED_SQLITE).bind(from_ms).bind(to_ms).fetch_all(pool).await?,
             ),
         };
-        Ok(crate::batch::Counts {
+        Ok(Counts {
             cells: cells.into_iter().map(|(v, e, c, d, k, i, p)| ((v, e, c, d, k), (i, p))).collect(),
             unattributed: unattributed.into_iter().map(|(v, e, c, d, p)| ((v, e, c, d), p)).collect(),
         })

@@ -8,17 +8,18 @@
 //! transaction, and only then commits the impressions offsets to Kafka (DESIGN §4).
 //! A restart rebuilds state by replaying from the oldest offsets the state still needed.
 //!
-//! A partition's watermark spans both topics (DESIGN §3), so neither topic may be read
-//! far ahead of the other in event time, or the lagging one's events would look too
-//! late; this matters when catching up on a backlog, where the broker hands out one
-//! topic's partition hours ahead of the other's. The worker therefore paces each
-//! partition: the topic that runs more than a quarter of the allowed lateness ahead is
-//! paused until the other catches up or has nothing more to read.
+//! Each topic is judged against its own watermark (DESIGN §3), so the counts never
+//! depend on how the two topics happen to be interleaved. Pacing still matters for
+//! memory: when catching up on a backlog the broker hands out one topic's partition
+//! hours ahead of the other's, and state waiting on the lagging topic's watermark would
+//! pile up. The worker therefore paces each partition: the topic that runs more than a
+//! quarter of the allowed lateness ahead is paused until the other catches up or has
+//! nothing more to read. Correctness never relies on it.
 
 mod partition;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nearline_eventlog::{Consumer, ConsumerEvent, EventLog, Reader, Record, TopicPartition};
@@ -26,37 +27,14 @@ use nearline_runtime::Readiness;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::CatalogCache;
-use crate::decode;
-use crate::join::{JoinConfig, Outputs, Source, Watermarks};
+use crate::join::{JoinConfig, Outputs, Source};
 use crate::metrics as m;
+use crate::status::{PartitionStatus, StatusBoard};
 use crate::store::{Facts, Store};
+use crate::topics::Topics;
+use crate::wire;
 use crate::{Error, Result};
 use partition::{PartitionJob, other};
-
-/// Topic names the worker reads and writes.
-#[derive(Debug, Clone)]
-pub struct Topics {
-    /// Impressions (group-consumed).
-    pub impressions: String,
-    /// Plays (read per owned partition).
-    pub plays: String,
-    /// Bandit rewards.
-    pub outcomes: String,
-    /// Too-late events.
-    pub late: String,
-}
-
-impl Default for Topics {
-    fn default() -> Self {
-        use nearline_eventlog::topics;
-        Self {
-            impressions: topics::IMPRESSIONS.into(),
-            plays: topics::PLAYS.into(),
-            outcomes: topics::OUTCOMES.into(),
-            late: topics::LATE.into(),
-        }
-    }
-}
 
 /// Settings of the streaming worker.
 #[derive(Debug, Clone)]
@@ -71,40 +49,6 @@ pub struct WorkerConfig {
     pub batch_interval: Duration,
     /// Inputs read before a write is forced, bounding memory between writes.
     pub max_batch_inputs: usize,
-}
-
-/// What a partition owned by this process looks like now, for `GetProgress`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PartitionStatus {
-    /// Largest event time seen, per topic.
-    pub watermarks: Watermarks,
-    /// Next impressions offset to process.
-    pub committed_impressions: i64,
-    /// Next plays offset to process.
-    pub committed_plays: i64,
-    /// Retained events.
-    pub state_entries: u64,
-    /// Approximate bytes of join state.
-    pub state_bytes: u64,
-}
-
-/// Live status of the partitions this process owns.
-#[derive(Debug, Clone, Default)]
-pub struct StatusBoard(Arc<Mutex<BTreeMap<i32, PartitionStatus>>>);
-
-impl StatusBoard {
-    /// A copy of the current statuses.
-    pub fn snapshot(&self) -> BTreeMap<i32, PartitionStatus> {
-        self.0.lock().expect("status lock").clone()
-    }
-
-    fn set(&self, partition: i32, status: PartitionStatus) {
-        self.0.lock().expect("status lock").insert(partition, status);
-    }
-
-    fn remove(&self, partition: i32) {
-        self.0.lock().expect("status lock").remove(&partition);
-    }
 }
 
 /// Runs the streaming join until `shutdown`, then writes and commits what it has.
@@ -190,7 +134,8 @@ impl Health {
     }
 }
 
-/// How far in event time one topic of a partition may be read ahead of the other.
+/// How far in event time one topic of a partition may be read ahead of the other
+/// (a bound on memory, not on correctness).
 fn pacing_slack_ms(config: &WorkerConfig) -> i64 {
     config.join.allowed_lateness_ms / 4
 }
@@ -398,7 +343,7 @@ impl Worker {
             return;
         };
         m::event_read(source);
-        let input = match decode::input(&record, source) {
+        let input = match wire::input(&record, source) {
             Ok(input) => Some(input),
             Err(error) => {
                 m::undecodable(source);
@@ -427,11 +372,9 @@ impl Worker {
             .outputs
             .outcomes
             .iter()
-            .map(|o| {
-                decode::outcome_record(&self.config.topics.outcomes, o, self.catalog.get(o.cell.video_id))
-            })
+            .map(|o| wire::outcome_record(&self.config.topics.outcomes, o, self.catalog.get(o.cell.video_id)))
             .collect();
-        records.extend(self.outputs.late.iter().map(|l| decode::late_record(&self.config.topics.late, l)));
+        records.extend(self.outputs.late.iter().map(|l| wire::late_record(&self.config.topics.late, l)));
         let (log, store) = (&self.log, &self.store);
         if !records.is_empty() {
             let publish = || async { log.publish(records.clone()).await.map(drop).map_err(Error::from) };

@@ -113,11 +113,6 @@ impl JoinState {
         self.watermarks.max(self.judged_from)
     }
 
-    /// True once [`Self::finish`] ran.
-    pub fn is_finished(&self) -> bool {
-        self.finished
-    }
-
     /// Counters since creation.
     pub fn stats(&self) -> JoinStats {
         self.stats

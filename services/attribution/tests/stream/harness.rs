@@ -11,8 +11,10 @@ use bytes::Bytes;
 use nearline_attribution::batch::{self, Range};
 use nearline_attribution::catalog::CatalogCache;
 use nearline_attribution::service;
+use nearline_attribution::status::StatusBoard;
 use nearline_attribution::store::Store;
-use nearline_attribution::worker::{self, StatusBoard, Topics, WorkerConfig};
+use nearline_attribution::topics::Topics;
+use nearline_attribution::worker::{self, WorkerConfig};
 use nearline_eventlog::kafka::{KafkaConfig, KafkaLog};
 use nearline_eventlog::memory::MemoryLog;
 use nearline_eventlog::{EventLog, OutgoingRecord, TopicPartition, TopicSpec};
@@ -286,10 +288,14 @@ impl Harness {
     }
 
     /// Cells of `[from, to)` whose stored counts differ from the batch recount.
-    pub(crate) async fn reconcile(&self, from_ms: i64, to_ms: i64) -> Vec<batch::Difference> {
+    pub(crate) async fn reconcile(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Vec<nearline_attribution::store::Difference> {
         let facts = self.recount(from_ms, to_ms).await;
         let stored = self.store.load_counts(from_ms, to_ms).await.expect("stored counts");
-        batch::compare(&facts.counts(&self.config.join), &stored)
+        nearline_attribution::store::compare(&facts.counts(&self.config.join), &stored)
     }
 
     /// Counts stored must equal the reference, and each set's size its count.

@@ -2,8 +2,8 @@
 //! (on the late topic with their reason, counted by backfill), and backfill correcting
 //! what the stream had to call unattributed.
 
-use nearline_attribution::decode;
 use nearline_attribution::join::LateReason;
+use nearline_attribution::wire;
 use nearline_eventlog::partition_for_key;
 use nearline_proto::events::v1 as pb;
 use prost::Message as _;
@@ -103,7 +103,7 @@ async fn too_late_events_go_to_the_late_topic_and_backfill_counts_them(backend: 
         .await
         .iter()
         .map(|record| {
-            let input = decode::late_input(record).expect("a late record decodes back into its input");
+            let input = wire::late_input(record).expect("a late record decodes back into its input");
             let kind = format!("{:?}", input.event.source());
             assert_eq!(record.key.as_ref(), request.as_bytes(), "keyed by request id");
             (kind, pb::LateEvent::decode(record.payload.as_ref()).expect("a LateEvent"))

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use nearline_attribution::worker::Topics;
+use nearline_attribution::topics::Topics;
 use nearline_eventlog::OutgoingRecord;
 use nearline_proto::events::v1 as pb;
 use prost::Message as _;

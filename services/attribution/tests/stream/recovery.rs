@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use nearline_attribution::grpc::AttributionApi;
-use nearline_attribution::worker::StatusBoard;
+use nearline_attribution::status::StatusBoard;
 use nearline_proto::attribution::v1::GetProgressRequest;
 use nearline_proto::attribution::v1::attribution_service_server::AttributionService as _;
 use nearline_testkit::wait_for;

@@ -1,4 +1,5 @@
-//! From log records to join inputs, and from join outputs to log records.
+//! The topics' wire format: log records (protobuf) to join inputs, and join outputs
+//! (outcomes, too-late events) to log records.
 
 use bytes::Bytes;
 use nearline_eventlog::{OutgoingRecord, Record};
