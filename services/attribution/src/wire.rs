@@ -133,6 +133,26 @@ pub fn event_pb(event: &Event) -> pb::Event {
     pb::Event { kind: Some(kind) }
 }
 
+/// An input as the record ingest would have published for it on `topic` (its own
+/// topic: impressions or plays), keyed by request id.
+pub fn input_record(topic: &str, input: &Input) -> OutgoingRecord {
+    let (request_id, time) = match &input.event {
+        Event::Impression(i) => (i.request_id.as_str(), i.event_time_ms),
+        Event::Play(p) => (p.request_id.as_str(), p.event_time_ms),
+    };
+    let payload = match event_pb(&input.event).kind {
+        Some(pb::event::Kind::Impression(i)) => i.encode_to_vec(),
+        Some(pb::event::Kind::Play(p)) => p.encode_to_vec(),
+        None => unreachable!("every event has a kind"),
+    };
+    OutgoingRecord {
+        topic: topic.to_string(),
+        key: Bytes::copy_from_slice(request_id.as_bytes()),
+        payload: payload.into(),
+        timestamp_ms: Some(time),
+    }
+}
+
 /// The record for `nearline.late.v1`, keyed like its source so it stays co-partitioned.
 pub fn late_record(topic: &str, late: &Late) -> OutgoingRecord {
     let (request_id, time) = match &late.input.event {
