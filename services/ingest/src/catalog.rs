@@ -92,6 +92,8 @@ impl Video {
                         "title",
                         format!("must be 1..={MAX_TITLE_CHARS} characters, not blank; got {chars}"),
                     );
+                } else if let Err(reason) = crate::validate::printable(&title) {
+                    fail("title", reason);
                 }
                 title
             }
