@@ -32,7 +32,8 @@ pub(crate) fn router(ingest: Ingest, auth: Authenticator) -> Router {
 }
 
 async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], crate::openapi::DOCUMENT).into_response()
+    let document = crate::openapi::served(chrono::Utc::now().timestamp_millis());
+    ([(header::CONTENT_TYPE, "application/json")], document).into_response()
 }
 
 #[derive(serde::Serialize)]
