@@ -12,7 +12,7 @@ const EXAMPLE_TIME_MS: &str = "1795340000000";
 
 /// The document as served at `now_ms`: its examples' event times a minute before now,
 /// so that an example posted as it is passes the 7-day age check.
-pub fn served(now_ms: i64) -> String {
+pub(crate) fn served(now_ms: i64) -> String {
     let at = now_ms - 60_000;
     let rfc3339 = chrono::DateTime::from_timestamp_millis(at)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
