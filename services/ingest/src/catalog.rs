@@ -154,7 +154,8 @@ impl Video {
                     None
                 }
             },
-            Some(value) => value.as_i64().map(Some).unwrap_or_else(|| {
+            // JSON does not tell 5 from 5.0; a whole number written either way is one.
+            Some(value) => value.as_i64().or_else(|| whole_number(&value)).map(Some).unwrap_or_else(|| {
                 fail(
                     "launch_at",
                     "must be an RFC 3339 time or integer milliseconds since the Unix epoch".into(),
@@ -282,6 +283,13 @@ impl Catalog {
     }
 }
 
+/// A JSON number with no fraction that fits in i64 (`-605253.0`), as i64.
+fn whole_number(value: &Value) -> Option<i64> {
+    let f = value.as_f64()?;
+    // `i64::MAX as f64` rounds up to 2^63, which does not fit: compare strictly.
+    (f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64).then_some(f as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -297,6 +305,8 @@ mod tests {
     fn launch_times_are_bounded_to_a_sane_range() {
         assert_eq!(launch_error(json!("2026-12-01T00:00:00Z")), None);
         assert_eq!(launch_error(json!(LATEST_LAUNCH_MS)), None);
+        assert_eq!(launch_error(json!(-605_253.0)), None, "a whole number written with .0");
+        assert!(launch_error(json!(1.5)).is_some(), "a fraction of a millisecond is not a time");
         for bad in [json!(i64::MAX), json!("9999-01-01T00:00:00Z"), json!(-140_751_590_400_000_i64)] {
             let error = launch_error(bad.clone()).unwrap_or_else(|| panic!("{bad} accepted"));
             assert!(error.contains("launch_at") && error.contains("1900-01-01"), "{error}");

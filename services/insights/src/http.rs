@@ -84,7 +84,8 @@ impl Params {
 
     fn number(&self, name: &str, default: u64) -> Result<u64, Invalid> {
         match self.one(name).map(str::trim) {
-            None | Some("") => Ok(default),
+            None => Ok(default),
+            Some("") => Err(Invalid::new(name, "is empty; give a number or leave it out")),
             Some(v) => {
                 v.parse().map_err(|_| Invalid::new(name, format!("{v:?} is not a non-negative integer")))
             }
