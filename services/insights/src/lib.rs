@@ -15,6 +15,7 @@ pub mod error;
 pub mod grpc;
 pub mod http;
 pub mod launch;
+pub mod planner;
 pub mod query;
 pub mod repository;
 pub mod service;
