@@ -317,6 +317,9 @@ service_section!(
         /// How far back comparable launches are looked for.
         #[serde(with = "humantime_serde")]
         launch_lookback: Duration = Duration::from_secs(365 * 24 * 3600),
+        /// Whether queries read the hourly and daily roll-ups where they fit (exact;
+        /// much faster for long ranges). `false` answers from the cells alone.
+        read_rollups: bool = true,
     }
 );
 
