@@ -167,10 +167,17 @@ impl Consumer for MemoryConsumer {
                 tp.topic, tp.partition
             )));
         }
-        let mut state = self.shared.lock();
-        let group = state.groups.get_mut(&self.group).ok_or_else(|| self.gone())?;
-        group.committed.extend(offsets.iter().cloned());
-        Ok(())
+        let snapshot = {
+            let mut state = self.shared.lock();
+            let group = state.groups.get_mut(&self.group).ok_or_else(|| self.gone())?;
+            group.committed.extend(offsets.iter().cloned());
+            self.shared.durable.as_ref().map(|_| crate::durable::offsets::Snapshot::of(&mut state))
+        };
+        match snapshot {
+            // Like a broker, answer only once the commit would survive a crash.
+            Some(snapshot) => crate::durable::persist_offsets(&self.shared, snapshot).await,
+            None => Ok(()),
+        }
     }
 
     async fn seek(&mut self, tp: &TopicPartition, offset: i64) -> Result<()> {
