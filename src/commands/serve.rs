@@ -22,7 +22,8 @@ const ALL: [ServiceName; 4] =
 pub(crate) async fn serve(args: ServeArgs, config: Arc<Config>) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals().context("installing signal handlers")?;
-    let (database, log) = backends::open(&config, args.embedded).await?;
+    let backends = backends::open(&config, args.embedded).await?;
+    let (database, log) = (backends.database.clone(), Arc::clone(&backends.log));
 
     let services: Vec<ServiceName> = match args.service {
         ServiceName::All => ALL.to_vec(),
@@ -32,8 +33,13 @@ pub(crate) async fn serve(args: ServeArgs, config: Arc<Config>) -> anyhow::Resul
     let mut bound = Vec::new();
     for service in services {
         let server = server_config(&config, service);
-        let listeners =
-            Listeners::bind(&server).await.with_context(|| format!("starting {}", name(service)))?;
+        let listeners = match Listeners::bind(&server).await {
+            Ok(listeners) => listeners,
+            Err(error) => {
+                backends.close().await?;
+                return Err(anyhow::Error::from(error).context(format!("starting {}", name(service))));
+            }
+        };
         bound.push((service, listeners));
     }
     // The addresses go to stdout (logs go to stderr) so scripts and tests can read them.
@@ -65,9 +71,14 @@ pub(crate) async fn serve(args: ServeArgs, config: Arc<Config>) -> anyhow::Resul
             first_error.get_or_insert(error.context(format!("{} failed", name(service))));
         }
     }
-    match first_error {
-        Some(error) => Err(error),
-        None => Ok(()),
+    // Every service has stopped: ingest answered its last request (each acknowledged
+    // batch already on disk or in Kafka) and attribution flushed and committed. Only
+    // now is the log closed.
+    drop(log);
+    let closed = backends.close().await;
+    match (first_error, closed) {
+        (Some(error), _) => Err(error),
+        (None, closed) => closed,
     }
 }
 
