@@ -1,6 +1,9 @@
 //! A `nearline serve all --embedded` process on free ports, and the HTTP calls the
 //! embedded tests make to it.
 
+// Shared by several test crates, each of which uses only part of it.
+#![allow(dead_code)]
+
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -51,10 +54,25 @@ pub(crate) fn start(dir: &Path, settings: &[(&str, &str)]) -> Node {
     Node { child, ingest: http["ingest"].clone(), insights: http["insights"].clone() }
 }
 
-/// The command that runs nearline on `dir`, not yet spawned.
+/// Starts only the ingest service on `dir` (the durable log without consumers).
+pub(crate) fn start_ingest(dir: &Path, settings: &[(&str, &str)]) -> Node {
+    let mut command = command_for("ingest", dir, settings);
+    let mut child = command.stdout(Stdio::piped()).spawn().expect("nearline starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("piped stdout")).read_line(&mut line).expect("address line");
+    let ingest =
+        line.split_whitespace().nth(1).unwrap_or_else(|| panic!("no address in {line:?}")).to_owned();
+    Node { child, ingest, insights: String::new() }
+}
+
+/// The command that runs all of nearline on `dir`, not yet spawned.
 pub(crate) fn command(dir: &Path, settings: &[(&str, &str)]) -> Command {
+    command_for("all", dir, settings)
+}
+
+fn command_for(service: &str, dir: &Path, settings: &[(&str, &str)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_nearline"));
-    command.args(["serve", "all", "--embedded"]);
+    command.args(["serve", service, "--embedded"]);
     for section in ["INGEST", "ATTRIBUTION", "INSIGHTS", "BILLBOARD"] {
         command.env(format!("NEARLINE__{section}__HTTP_PORT"), "0");
         command.env(format!("NEARLINE__{section}__GRPC_PORT"), "0");
@@ -101,6 +119,14 @@ impl Node {
             assert!(start.elapsed() < GRACE * 4, "still running {:?} after SIGTERM", start.elapsed());
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Resident set size of the process, in KiB.
+    pub(crate) fn rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("/proc status");
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS line");
+        line.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()).expect("VmRSS in KiB")
     }
 
     /// Waits until ingest is ready and the test title is in the catalog.
