@@ -15,8 +15,10 @@
 //! amplification and no second copy in a write-ahead log; SQLite would write every
 //! record twice (WAL, then the table) and contend with the counts for its single
 //! writer, and a general key-value store adds compaction work the log never needs.
-//! The format is small enough to recover by reading it: scan, check CRCs and offsets,
-//! cut a torn tail.
+//! The format is small enough to recover by reading it: the last segment of each
+//! partition is scanned, its CRCs and offsets checked and a torn tail cut off; earlier
+//! segments are opened through their saved sparse index ([`index_file`]), or scanned
+//! when it is missing or does not match.
 //!
 //! # Durability
 //!
@@ -44,6 +46,7 @@
 //! never reused: the log start offset (the low watermark) moves forward.
 
 pub(crate) mod frame;
+mod index_file;
 mod lock;
 pub(crate) mod offsets;
 pub(crate) mod segments;

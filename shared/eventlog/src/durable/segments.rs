@@ -24,6 +24,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 
 use super::frame::{self, Invalid};
+use super::index_file;
 use super::offsets::sync_dir;
 use crate::memory::partition::Stored;
 use crate::{Error, Result};
@@ -32,12 +33,12 @@ use crate::{Error, Result};
 pub(crate) const INDEX_INTERVAL: u64 = 64 * 1024;
 
 /// One index entry: records from `offset` on start at `pos` of the segment file.
-#[derive(Debug, Clone, Copy)]
-struct IndexEntry {
-    offset: i64,
-    pos: u64,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IndexEntry {
+    pub(crate) offset: i64,
+    pub(crate) pos: u64,
     /// Largest timestamp of the records from this entry to the next.
-    max_ts: i64,
+    pub(crate) max_ts: i64,
 }
 
 /// One segment file.
@@ -54,6 +55,8 @@ pub(crate) struct Segment {
     /// When a record was last appended: the segment expires `retention` after it.
     last_append: SystemTime,
     index: Vec<IndexEntry>,
+    /// Whether its index is saved beside it (closed segments only).
+    index_saved: bool,
 }
 
 impl Segment {
@@ -72,6 +75,7 @@ impl Segment {
             path,
             last_append: SystemTime::now(),
             index: Vec::new(),
+            index_saved: false,
         })
     }
 
@@ -120,13 +124,16 @@ impl Segment {
         Ok(Chunk { first: self.index[at].offset, records })
     }
 
-    /// Opens an existing segment, checking every record; a torn or corrupt tail is
-    /// cut off when `is_last` (it is the write a crash interrupted), and is an error
-    /// otherwise (a segment is complete and synced before the next one is created).
+    /// Opens an existing segment. The last one is checked record by record and a torn
+    /// or corrupt tail cut off (it is the write a crash interrupted, never
+    /// acknowledged). An earlier one is opened through its saved index when that
+    /// matches, else scanned too, and damage in it is an error (a segment is complete
+    /// and synced before the next one is created).
     fn open(path: PathBuf, base: i64, is_last: bool) -> Result<Self> {
         let fail = |e: io::Error| Error::Other(format!("opening {}: {e}", path.display()));
         let file = OpenOptions::new().read(true).write(true).open(&path).map_err(fail)?;
-        let last_append = file.metadata().and_then(|m| m.modified()).map_err(fail)?;
+        let metadata = file.metadata().map_err(fail)?;
+        let last_append = metadata.modified().map_err(fail)?;
         let mut segment = Segment {
             base,
             end: base,
@@ -135,7 +142,15 @@ impl Segment {
             path: path.clone(),
             last_append,
             index: Vec::new(),
+            index_saved: false,
         };
+        if !is_last && let Some(saved) = index_file::load(&path, metadata.len()) {
+            segment.size = saved.size;
+            segment.end = saved.end;
+            segment.index = saved.entries;
+            segment.index_saved = true;
+            return Ok(segment);
+        }
         let mut rest = Bytes::from(fs::read(&path).map_err(fail)?);
         let total = rest.len() as u64;
         let mut batch = Vec::new();
@@ -307,6 +322,21 @@ impl DiskPartition {
         Ok(None)
     }
 
+    /// The closed segments whose index is not saved yet, with what to save; marks them
+    /// saved (a failed save only costs a scan at the next open).
+    pub(crate) fn indexes_to_save(&mut self) -> Vec<(PathBuf, index_file::Saved)> {
+        let closed = self.segments.len() - 1;
+        self.segments
+            .iter_mut()
+            .take(closed)
+            .filter(|s| !s.index_saved)
+            .map(|s| {
+                s.index_saved = true;
+                (s.path.clone(), index_file::Saved { size: s.size, end: s.end, entries: s.index.clone() })
+            })
+            .collect()
+    }
+
     /// Drops the oldest segments (never the active one) while they are older than
     /// `retention` or the partition is over `retention_bytes`; the paths to delete.
     pub(crate) fn expire(
@@ -325,6 +355,9 @@ impl DiskPartition {
             }
             let oldest = self.segments.pop_front().expect("more than one");
             total -= oldest.size;
+            if oldest.index_saved {
+                removed.push(index_file::path_for(&oldest.path));
+            }
             removed.push(oldest.path);
         }
         let start = self.start();

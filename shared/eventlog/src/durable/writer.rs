@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::index_file;
 use super::segments::Segment;
 use super::{Append, storage_of};
 use crate::TopicPartition;
@@ -77,6 +78,8 @@ pub(super) fn run(shared: &Shared) {
             }
             tracing::trace!(elapsed_us = started.elapsed().as_micros(), "group commit");
         } else if closing {
+            // Save the indexes of the closed segments, so the next open reads only the last.
+            apply_retention(shared);
             return;
         }
 
@@ -153,15 +156,18 @@ fn publish_written(
     shared.wake_consumers();
 }
 
-/// Deletes expired segments and moves the log start offsets forward.
+/// Deletes expired segments and moves the log start offsets forward; saves the index
+/// of segments closed since the last pass.
 fn apply_retention(shared: &Shared) {
     let options = &storage_of(shared).options;
     let now = SystemTime::now();
-    let removed: Vec<PathBuf> = {
+    let (removed, indexes) = {
         let mut state = shared.lock();
-        let mut removed = Vec::new();
+        let mut removed: Vec<PathBuf> = Vec::new();
+        let mut indexes = Vec::new();
         for partition in state.topics.values_mut().flatten() {
             let Some(disk) = partition.disk.as_mut() else { continue };
+            indexes.extend(disk.indexes_to_save());
             let expired = disk.expire(now, options.retention, options.retention_bytes);
             if !expired.is_empty() {
                 let start = disk.start();
@@ -169,8 +175,13 @@ fn apply_retention(shared: &Shared) {
                 removed.extend(expired);
             }
         }
-        removed
+        (removed, indexes)
     };
+    for (segment, saved) in indexes {
+        if let Err(error) = index_file::save(&segment, &saved) {
+            tracing::warn!(segment = %segment.display(), %error, "could not save a segment's index; it is rebuilt at the next open");
+        }
+    }
     for path in removed {
         // The segment is already out of the index; a file that survives a failed
         // delete only costs disk space, and is retained again after a reopen.

@@ -118,12 +118,14 @@ async fn reopen_after_a_clean_close_keeps_records_and_committed_offsets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reopen_after_a_crash_cuts_the_torn_tail_and_keeps_every_acknowledged_record() {
-    let options = DurableOptions::new(data_dir());
+    // Several segments, so the earlier ones are reopened through their saved indexes.
+    let options = DurableOptions { segment_bytes: 512, ..DurableOptions::new(data_dir()) };
     let log = open(&options);
     let topic = create_topic(&log, "crash", 1).await;
     let tp = TopicPartition::new(topic.clone(), 0);
-    let records = (0..25).map(|i| outgoing(&topic, &format!("k{i}"), None)).collect();
-    publish(&log, records).await;
+    for i in 0..25 {
+        publish(&log, vec![outgoing(&topic, &format!("k{i}"), None)]).await;
+    }
     let acknowledged = read_all(&log, &tp, 0, 25).await;
     log.close().await.expect("close");
     drop(log);
@@ -147,6 +149,19 @@ async fn reopen_after_a_crash_cuts_the_torn_tail_and_keeps_every_acknowledged_re
         assert_eq!(read_all(&log, &tp, 0, 25).await, acknowledged, "every acknowledged record is intact");
         log.close().await.expect("close");
     }
+
+    // A damaged saved index is ignored: the segment is scanned instead.
+    let segments_now = segments(&partition_dir);
+    assert!(segments_now.len() > 2, "the records span several segments: {segments_now:?}");
+    let index = segments_now[0].with_extension("idx");
+    assert!(index.is_file(), "closing saved the index of the first segment");
+    let mut bytes = std::fs::read(&index).expect("index");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&index, bytes).expect("damage the index");
+    let log = open(&options);
+    assert_eq!(read_all(&log, &tp, 0, 25).await, acknowledged, "intact without the saved index");
+    log.close().await.expect("close");
 
     // Appends after the recovery land where the torn write was, and survive.
     let log = open(&options);
