@@ -48,6 +48,7 @@
 pub(crate) mod frame;
 mod index_file;
 mod lock;
+mod metrics;
 pub(crate) mod offsets;
 pub(crate) mod segments;
 mod writer;
@@ -118,6 +119,7 @@ impl DurableLog {
         };
         fs::create_dir_all(&dir).map_err(|e| io("creating", &dir, e))?;
         let lock = lock::acquire(&dir)?;
+        metrics::describe();
 
         let topics_dir = dir.join("topics");
         fs::create_dir_all(&topics_dir).map_err(|e| io("creating", &topics_dir, e))?;

@@ -322,6 +322,11 @@ impl DiskPartition {
         Ok(None)
     }
 
+    /// Bytes of segment files retained.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.size).sum()
+    }
+
     /// The closed segments whose index is not saved yet, with what to save; marks them
     /// saved (a failed save only costs a scan at the next open).
     pub(crate) fn indexes_to_save(&mut self) -> Vec<(PathBuf, index_file::Saved)> {

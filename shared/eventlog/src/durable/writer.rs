@@ -13,9 +13,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::index_file;
 use super::segments::Segment;
 use super::{Append, storage_of};
+use super::{index_file, metrics};
 use crate::TopicPartition;
 use crate::memory::Shared;
 
@@ -66,8 +66,12 @@ pub(super) fn run(shared: &Shared) {
 
         if !batch.is_empty() {
             let started = Instant::now();
+            let records = batch.values().map(|a| a.records.len()).sum();
             match write_all(&batch, &targets, storage.options.segment_bytes) {
-                Ok(rolled) => publish_written(shared, batch, rolled, seq),
+                Ok(rolled) => {
+                    metrics::committed(started.elapsed(), records);
+                    publish_written(shared, batch, rolled, seq);
+                }
                 Err(error) => {
                     tracing::error!(%error, "writing the event log failed; refusing further appends");
                     let failed: Arc<str> = error.to_string().into();
@@ -76,7 +80,6 @@ pub(super) fn run(shared: &Shared) {
                     return;
                 }
             }
-            tracing::trace!(elapsed_us = started.elapsed().as_micros(), "group commit");
         } else if closing {
             // Save the indexes of the closed segments, so the next open reads only the last.
             apply_retention(shared);
@@ -165,14 +168,22 @@ fn apply_retention(shared: &Shared) {
         let mut state = shared.lock();
         let mut removed: Vec<PathBuf> = Vec::new();
         let mut indexes = Vec::new();
-        for partition in state.topics.values_mut().flatten() {
-            let Some(disk) = partition.disk.as_mut() else { continue };
-            indexes.extend(disk.indexes_to_save());
-            let expired = disk.expire(now, options.retention, options.retention_bytes);
-            if !expired.is_empty() {
-                let start = disk.start();
-                partition.advance_start(start);
-                removed.extend(expired);
+        for (topic, partitions) in &mut state.topics {
+            for (p, partition) in partitions.iter_mut().enumerate() {
+                let Some(disk) = partition.disk.as_mut() else { continue };
+                indexes.extend(disk.indexes_to_save());
+                let expired = disk.expire(now, options.retention, options.retention_bytes);
+                let deleted = expired.iter().filter(|p| p.extension().is_some_and(|e| e == "seg")).count();
+                let (bytes, start) = (disk.bytes(), disk.start());
+                if !expired.is_empty() {
+                    partition.advance_start(start);
+                    removed.extend(expired);
+                }
+                let tp = TopicPartition::new(
+                    topic.clone(),
+                    i32::try_from(p).expect("partition counts come from an i32"),
+                );
+                metrics::retained(&tp, bytes, start, deleted);
             }
         }
         (removed, indexes)
