@@ -30,9 +30,11 @@ fn memory_log() -> Arc<dyn EventLog> {
     Arc::new(MemoryLog::new())
 }
 
-/// A fresh data directory under the system temp directory.
+/// A fresh data directory under Cargo's `target/tmp` (the shared scenarios cannot
+/// remove theirs, since the log outlives them; `cargo clean` does).
 pub(crate) fn data_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(nearline_testkit::unique_name("nearline_durable_log"));
+    let dir =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(nearline_testkit::unique_name("durable_log"));
     std::fs::create_dir_all(&dir).expect("creating a data directory");
     dir
 }
