@@ -22,6 +22,7 @@ pub(crate) fn kafka(config: &Config) -> anyhow::Result<KafkaLog> {
     let mut kafka = KafkaConfig::new(config.kafka.bootstrap_servers.clone());
     kafka.client_id = config.kafka.client_id.clone();
     kafka.timeout = config.kafka.timeout;
+    kafka.session_timeout = config.kafka.session_timeout;
     KafkaLog::connect(kafka)
         .with_context(|| format!("connecting to Kafka at {}", config.kafka.bootstrap_servers))
 }

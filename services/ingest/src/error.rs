@@ -100,9 +100,11 @@ impl ApiError {
     fn log_if_internal(&self) {
         match self {
             ApiError::Log(_) | ApiError::Database(_) => {
-                tracing::error!(error = %chain(self), "request failed");
+                tracing::error!(error = %nearline_runtime::errors::chain(self), "request failed");
             }
-            ApiError::Unavailable(_) => tracing::warn!(error = %chain(self), "event log unavailable"),
+            ApiError::Unavailable(_) => {
+                tracing::warn!(error = %nearline_runtime::errors::chain(self), "event log unavailable")
+            }
             ApiError::InvalidEvents(_)
             | ApiError::Malformed { .. }
             | ApiError::TooManyEvents { .. }
@@ -114,18 +116,6 @@ impl ApiError {
             | ApiError::Body(_) => {}
         }
     }
-}
-
-/// `error: cause: cause ...`.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 const INTERNAL_MESSAGE: &str = "internal error; the server log has the details";

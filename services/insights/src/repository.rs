@@ -136,16 +136,14 @@ impl Repository {
         Ok(rows.into_iter().map(video).collect())
     }
 
-    /// The smallest watermark over the partitions of `consumer_group`, if it has any.
-    pub async fn min_watermark(&self, consumer_group: &str) -> sqlx::Result<Option<i64>> {
-        match &self.database {
-            Database::Postgres(pool) => {
-                sqlx::query_scalar(sql::pg::MIN_WATERMARK).bind(consumer_group).fetch_one(pool).await
-            }
-            Database::Sqlite(pool) => {
-                sqlx::query_scalar(sql::sqlite::MIN_WATERMARK).bind(consumer_group).fetch_one(pool).await
-            }
-        }
+    /// The time before which counts can no longer change (see
+    /// [`nearline_storage::progress`], the definition attribution's `GetProgress` uses).
+    pub async fn complete_until(
+        &self,
+        consumer_group: &str,
+        allowed_lateness_ms: i64,
+    ) -> sqlx::Result<Option<i64>> {
+        nearline_storage::progress::complete_until(&self.database, consumer_group, allowed_lateness_ms).await
     }
 
     /// The title's counts in `query`'s range, summed per bucket and per grouped

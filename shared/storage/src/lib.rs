@@ -5,6 +5,8 @@
 //! and `migrations/sqlite` at the workspace root, which are compiled into the binary.
 //! Applying migrations is idempotent: running `nearline migrate` twice changes nothing.
 
+pub mod progress;
+
 use std::str::FromStr;
 use std::time::Duration;
 

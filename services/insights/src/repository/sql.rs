@@ -17,9 +17,6 @@ pub(super) mod pg {
         FROM videos WHERE kind = $1 AND launch_at_ms >= $2 AND launch_at_ms < $3
         ORDER BY launch_at_ms DESC, video_id LIMIT $4";
 
-    pub(in crate::repository) const MIN_WATERMARK: &str =
-        "SELECT MIN(watermark_ms) FROM partition_progress WHERE consumer_group = $1";
-
     pub(in crate::repository) const PERFORMANCE: &str = "SELECT
             (epoch_start_ms / $4) * $4,
             CASE WHEN $5 THEN country ELSE '' END,
@@ -70,9 +67,6 @@ pub(super) mod sqlite {
     pub(in crate::repository) const LAUNCHES: &str = "SELECT video_id, title, kind, genres, launch_at_ms
         FROM videos WHERE kind = ?1 AND launch_at_ms >= ?2 AND launch_at_ms < ?3
         ORDER BY launch_at_ms DESC, video_id LIMIT ?4";
-
-    pub(in crate::repository) const MIN_WATERMARK: &str =
-        "SELECT MIN(watermark_ms) FROM partition_progress WHERE consumer_group = ?1";
 
     pub(in crate::repository) const PERFORMANCE: &str = "SELECT
             (epoch_start_ms / ?4) * ?4,

@@ -70,6 +70,12 @@ pub struct KafkaConfig {
     /// Timeout of broker operations (metadata, admin, delivery).
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// How long a consumer group member may go unheard before the broker gives its
+    /// partitions to the others (`session.timeout.ms`): how soon a crashed attribution
+    /// instance's partitions move on. Within the broker's allowed range (6 s to 30 min
+    /// by default on Kafka).
+    #[serde(with = "humantime_serde")]
+    pub session_timeout: Duration,
 }
 
 impl Default for KafkaConfig {
@@ -80,6 +86,7 @@ impl Default for KafkaConfig {
             partitions: 8,
             replication: 1,
             timeout: Duration::from_secs(10),
+            session_timeout: Duration::from_secs(45),
         }
     }
 }
@@ -337,8 +344,6 @@ service_section!(
         /// How far back comparable launches are looked for.
         #[serde(with = "humantime_serde")]
         launch_lookback: Duration = Duration::from_secs(365 * 24 * 3600),
-        /// Address of the attribution gRPC API, for freshness.
-        attribution_url: String = "http://127.0.0.1:50052".into(),
     }
 );
 
@@ -379,6 +384,11 @@ impl Config {
         );
         check(self.kafka.partitions >= 1, "kafka.partitions", "must be at least 1");
         check(self.kafka.replication >= 1, "kafka.replication", "must be at least 1");
+        check(
+            self.kafka.session_timeout >= Duration::from_secs(1),
+            "kafka.session_timeout",
+            "must be at least 1s",
+        );
         check(self.embedded.partitions >= 1, "embedded.partitions", "must be at least 1");
         check(!self.embedded.sqlite_path.is_empty(), "embedded.sqlite_path", "must not be empty");
         check(self.embedded.segment_bytes >= 1024, "embedded.segment_bytes", "must be at least 1024");
