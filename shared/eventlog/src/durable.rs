@@ -4,9 +4,9 @@
 //! # Storage
 //!
 //! `<data_dir>/topics/<topic>/<partition>/<first offset>.seg` holds each partition's
-//! records, framed with their length and a CRC-32 ([`frame`]); `<data_dir>/offsets`
-//! holds the consumer groups' committed offsets ([`offsets`]); `<data_dir>/LOCK` keeps
-//! a second process out ([`lock`]).
+//! records, framed with their length and a CRC-32 (module `frame`); `<data_dir>/offsets`
+//! holds the consumer groups' committed offsets (module `offsets`); `<data_dir>/LOCK` keeps
+//! a second process out (module `lock`).
 //!
 //! Why files of our own rather than a table in the SQLite file or an embedded store:
 //! the log is append-only, read mostly sequentially and deleted from the front in
@@ -17,13 +17,13 @@
 //! writer, and a general key-value store adds compaction work the log never needs.
 //! The format is small enough to recover by reading it: the last segment of each
 //! partition is scanned, its CRCs and offsets checked and a torn tail cut off; earlier
-//! segments are opened through their saved sparse index ([`index_file`]), or scanned
+//! segments are opened through their saved sparse index (module `index_file`), or scanned
 //! when it is missing or does not match.
 //!
 //! # Durability
 //!
 //! [`EventLog::publish`] assigns offsets and queues the encoded records under the
-//! log's lock, then waits. One writer thread ([`writer`]) takes everything queued by
+//! log's lock, then waits. One writer thread (module `writer`) takes everything queued by
 //! all publishers at once, writes each touched partition's bytes at the end of its
 //! active segment and `fdatasync`s them (in parallel, one thread per partition, since
 //! the disk serves concurrent syncs far faster than consecutive ones), and only then
@@ -148,7 +148,7 @@ impl DurableLog {
         let shared = Arc::clone(log.shared());
         let handle = std::thread::Builder::new()
             .name("nearline-log-writer".into())
-            .spawn(move || writer::run(&shared))
+            .spawn(move || writer::run_guarded(&shared))
             .map_err(|e| Error::Other(format!("starting the log writer: {e}")))?;
         *storage_of(log.shared()).writer.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
         Ok(Self { log })

@@ -8,7 +8,7 @@
 //! assigned.
 //!
 //! Like Kafka's cooperative protocol, a partition taken from one member is given to
-//! another only after the first has seen the [`ConsumerEvent::Revoked`] event (it
+//! another only after the first has seen the [`crate::ConsumerEvent::Revoked`] event (it
 //! polled past it), so two members never read the same partition at once. A member
 //! that stops polling therefore holds on to the partitions it is losing until it polls
 //! again, closes or is dropped; in one process that is a bug of the caller rather than
@@ -23,8 +23,8 @@
 //! change.
 //!
 //! The same groups, consumers and readers serve the durable embedded log
-//! ([`crate::durable::DurableLog`]): there, [`Shared::durable`] holds the storage, each
-//! [`Partition`] keeps only a bounded tail in memory over its segment files, publishing
+//! ([`crate::durable::DurableLog`]): there, the shared state holds the storage, each
+//! partition keeps only a bounded tail in memory over its segment files, publishing
 //! goes through the group-commit writer and commits are written to the offsets file.
 
 mod consumer;

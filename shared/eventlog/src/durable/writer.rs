@@ -32,8 +32,22 @@ struct Target {
     first: i64,
 }
 
+/// [`run`], turning a panic into a failed log, so publishers waiting for the writer get
+/// an error instead of waiting forever.
+pub(super) fn run_guarded(shared: &Shared) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(shared))).is_err() {
+        fail(shared, "the log writer panicked".into());
+    }
+}
+
+/// Stops the log accepting appends and fails every publish waiting for the writer.
+fn fail(shared: &Shared, why: Arc<str>) {
+    shared.lock().pending.failed = Some(Arc::clone(&why));
+    storage_of(shared).flushed.send_modify(|f| f.failed = Some(why));
+}
+
 /// Runs until the log is closed (after writing out what was queued) or a write fails.
-pub(super) fn run(shared: &Shared) {
+fn run(shared: &Shared) {
     let storage = storage_of(shared);
     let mut last_retention = Instant::now();
     loop {
@@ -74,9 +88,7 @@ pub(super) fn run(shared: &Shared) {
                 }
                 Err(error) => {
                     tracing::error!(%error, "writing the event log failed; refusing further appends");
-                    let failed: Arc<str> = error.to_string().into();
-                    shared.lock().pending.failed = Some(Arc::clone(&failed));
-                    storage.flushed.send_modify(|f| f.failed = Some(failed));
+                    fail(shared, error.to_string().into());
                     return;
                 }
             }

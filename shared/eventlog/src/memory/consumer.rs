@@ -12,7 +12,7 @@ use super::group::Member;
 use super::{Shared, State, next_record};
 use crate::{Consumer, ConsumerEvent, Error, Result, TopicPartition};
 
-/// A member of a consumer group of a [`MemoryLog`]; leaves the group when closed or dropped.
+/// A member of a consumer group of a [`super::MemoryLog`]; leaves the group when closed or dropped.
 pub struct MemoryConsumer {
     shared: Arc<Shared>,
     group: String,
