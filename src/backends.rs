@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use nearline_eventlog::durable::{DurableLog, DurableOptions};
+use nearline_eventlog::durable::{DurableLog, DurableOptions, FileLock};
 use nearline_eventlog::kafka::{KafkaConfig, KafkaLog};
 use nearline_eventlog::{Error as EventLogError, EventLog, TopicSpec, topics};
 use nearline_runtime::Config;
@@ -34,6 +34,8 @@ pub(crate) struct Backends {
     pub(crate) log: Arc<dyn EventLog>,
     /// The embedded log again, to be closed once nothing publishes any more.
     durable: Option<DurableLog>,
+    /// Keeps a second process off the embedded SQLite file while this one runs.
+    _sqlite_lock: Option<FileLock>,
 }
 
 impl Backends {
@@ -50,10 +52,11 @@ impl Backends {
 
 /// Opens the storage and log of the chosen deployment.
 ///
-/// Embedded: first the durable log, whose directory lock keeps a second process from
-/// touching anything (the SQLite file included), then the SQLite file (migrated here,
-/// since there is no separate step). Distributed: Postgres (which `nearline migrate`
-/// prepared) and Kafka.
+/// Embedded: first the durable log, whose first act is to lock its directory, then a
+/// lock on the SQLite file (each process must have both to itself, whether or not they
+/// sit together), so a second process fails before it touches either; then the topics
+/// and the SQLite file (migrated here, since there is no separate step). Distributed:
+/// Postgres (which `nearline migrate` prepared) and Kafka.
 pub(crate) async fn open(config: &Config, embedded: bool) -> anyhow::Result<Backends> {
     if embedded {
         let embedded = &config.embedded;
@@ -65,15 +68,24 @@ pub(crate) async fn open(config: &Config, embedded: bool) -> anyhow::Result<Back
             cache_bytes: embedded.cache_bytes,
             ..DurableOptions::new(dir.clone())
         };
-        // Recovery reads the segment files: blocking work.
+        // Locks the directory before anything else, then recovers the segment files:
+        // blocking work.
         let log = tokio::task::spawn_blocking(move || DurableLog::open(options))
             .await?
             .with_context(|| format!("opening the embedded event log in {}", dir.display()))?;
+        // The SQLite file too, in case it is shared under another data_dir.
+        let path = &embedded.sqlite_path;
+        let sqlite_lock = if path.starts_with(':') {
+            None // `:memory:`: nothing on disk to share
+        } else {
+            let what = format!("the embedded SQLite database {path}");
+            let lock = nearline_eventlog::durable::lock_beside(std::path::Path::new(path), &what);
+            Some(lock.context("another nearline process uses this SQLite file")?)
+        };
         let fresh =
             matches!(log.partition_count(topics::IMPRESSIONS).await, Err(EventLogError::UnknownTopic(_)));
         log.create_topics(&topic_specs(embedded.partitions, 1)).await?;
 
-        let path = &embedded.sqlite_path;
         let pool = nearline_storage::connect_sqlite(path).await?;
         let database = Database::Sqlite(pool);
         database.migrate().await?;
@@ -90,7 +102,7 @@ pub(crate) async fn open(config: &Config, embedded: bool) -> anyhow::Result<Back
             new_log = fresh,
             "embedded storage and durable event log ready"
         );
-        Ok(Backends { database, log: Arc::new(log.clone()), durable: Some(log) })
+        Ok(Backends { database, log: Arc::new(log.clone()), durable: Some(log), _sqlite_lock: sqlite_lock })
     } else {
         let pool = nearline_storage::connect_postgres(&config.database, false).await?;
         let log = kafka(config)?;
@@ -99,6 +111,11 @@ pub(crate) async fn open(config: &Config, embedded: bool) -> anyhow::Result<Back
             kafka = %config.kafka.bootstrap_servers,
             "connected to Postgres and Kafka"
         );
-        Ok(Backends { database: Database::Postgres(pool), log: Arc::new(log), durable: None })
+        Ok(Backends {
+            database: Database::Postgres(pool),
+            log: Arc::new(log),
+            durable: None,
+            _sqlite_lock: None,
+        })
     }
 }

@@ -3,7 +3,8 @@
 //! while batches are being written) or stopped with SIGTERM under load, then started
 //! again on the same directory, count every acknowledged event exactly once, and a
 //! play posted after a restart joins its impression from before it. A second process
-//! on the same directory is refused and the first keeps working.
+//! on the same directory, or on the same SQLite file, is refused and the first keeps
+//! working.
 //!
 //! A batch whose answer was lost (the connection died with the process) is in doubt:
 //! it may or may not have been written. Like any client, the tests post it again after
@@ -232,6 +233,28 @@ async fn a_second_instance_on_the_same_directory_is_refused_and_the_first_keeps_
     );
     assert_eq!(listing(&log_dir), files_before, "the second instance changed the log directory");
     assert_eq!(std::fs::read_to_string(log_dir.join("LOCK")).expect("LOCK"), lock_before);
+
+    // Nor may one on the same SQLite file with a log directory of its own.
+    let output = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || {
+            let other_log = dir.join("other-log");
+            let settings = [("NEARLINE__EMBEDDED__DATA_DIR", other_log.to_str().expect("utf-8 path"))];
+            node::command(&dir, &settings)
+                .stderr(std::process::Stdio::piped())
+                .output()
+                .expect("third nearline runs")
+        }
+    })
+    .await
+    .expect("third instance");
+    assert!(!output.status.success(), "an instance on the same SQLite file must not start");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let sqlite = dir.join("nearline.db");
+    assert!(
+        stderr.contains(&sqlite.display().to_string()) && stderr.contains(&format!("process {pid}")),
+        "the refusal names the SQLite file and the holder (pid {pid}): {stderr}"
+    );
 
     // The first goes on as if nothing happened, and its progress survived.
     assert_eq!(first.post(&client, &impressions("a", 10..20, time_ms)).await.expect("post"), StatusCode::OK);

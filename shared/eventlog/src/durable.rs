@@ -63,7 +63,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::watch;
 
-use self::lock::DirLock;
+pub use self::lock::FileLock;
 use self::offsets::{OffsetsFile, Snapshot};
 use self::segments::DiskPartition;
 use crate::memory::partition::{Partition, Stored};
@@ -179,6 +179,15 @@ impl DurableLog {
     }
 }
 
+/// Takes an exclusive lock on `<path>.lock` for something the durable log does not
+/// own but that must not be shared either (the embedded SQLite file), or explains
+/// which process holds it.
+pub fn lock_beside(path: &Path, what: &str) -> Result<FileLock> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    lock::acquire_file(PathBuf::from(name), what, "point this one elsewhere")
+}
+
 /// Opens the partitions `0..n` of the topic directory `dir`.
 fn open_topic(dir: &Path, cache_bytes: usize) -> Result<Vec<Partition>> {
     let mut numbers = Vec::new();
@@ -248,7 +257,7 @@ pub(crate) struct Storage {
     /// What the writer has made durable.
     pub(crate) flushed: watch::Sender<Flushed>,
     offsets: OffsetsFile,
-    lock: Mutex<Option<DirLock>>,
+    lock: Mutex<Option<FileLock>>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 

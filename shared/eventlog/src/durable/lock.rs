@@ -1,9 +1,10 @@
-//! The lock that gives one process at a time a data directory.
+//! The locks that give one process at a time a data directory (and the embedded SQLite
+//! file beside it).
 //!
-//! An advisory `flock` on `LOCK` in the directory, held as long as the log is open and
-//! released by the kernel when the process dies, so a crash never leaves a stale lock.
-//! The holder writes its PID into the file so a refused second process can say who has
-//! the directory. Nothing else in the directory is touched before the lock is held.
+//! An advisory `flock` on a lock file (`LOCK` in the directory), held as long as the log
+//! is open and released by the kernel when the process dies, so a crash never leaves a
+//! stale lock. The holder writes its PID into the file so a refused second process can
+//! say who has it. Nothing the lock guards is touched before the lock is held.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read as _, Seek as _, Write as _};
@@ -11,15 +12,21 @@ use std::path::{Path, PathBuf};
 
 use crate::{Error, Result};
 
-/// A held lock on a data directory; dropping it releases the lock.
+/// A held lock; dropping it releases the lock.
 #[derive(Debug)]
-pub(crate) struct DirLock {
+pub struct FileLock {
     _file: File,
 }
 
-/// Takes the lock on `dir`, or explains which process holds it.
-pub(crate) fn acquire(dir: &Path) -> Result<DirLock> {
-    let path: PathBuf = dir.join("LOCK");
+/// Takes the lock on the data directory `dir`, or explains which process holds it.
+pub(crate) fn acquire(dir: &Path) -> Result<FileLock> {
+    let what = format!("the embedded data directory {}", dir.display());
+    acquire_file(dir.join("LOCK"), &what, "choose another embedded.data_dir")
+}
+
+/// Takes the lock file `path` guarding `what`, or explains which process holds it and
+/// what else to do (`instead`).
+pub(crate) fn acquire_file(path: PathBuf, what: &str, instead: &str) -> Result<FileLock> {
     let io = |what: &str, e: std::io::Error| Error::Other(format!("{what} {}: {e}", path.display()));
     // Not truncated on open: the PID in it belongs to the holder until we hold the lock.
     let mut file = OpenOptions::new()
@@ -39,9 +46,7 @@ pub(crate) fn acquire(dir: &Path) -> Result<DirLock> {
                 pid => format!("process {pid}"),
             };
             return Err(Error::Unavailable(format!(
-                "the embedded data directory {} is in use by {holder} (lock file {}); stop it or \
-                 choose another embedded.data_dir",
-                dir.display(),
+                "{what} is in use by {holder} (lock file {}); stop it or {instead}",
                 path.display()
             )));
         }
@@ -51,7 +56,7 @@ pub(crate) fn acquire(dir: &Path) -> Result<DirLock> {
     file.rewind().map_err(|e| io("writing", e))?;
     writeln!(file, "{}", std::process::id()).map_err(|e| io("writing", e))?;
     file.sync_all().map_err(|e| io("writing", e))?;
-    Ok(DirLock { _file: file })
+    Ok(FileLock { _file: file })
 }
 
 #[cfg(test)]
