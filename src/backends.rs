@@ -39,6 +39,11 @@ pub(crate) struct Backends {
 }
 
 impl Backends {
+    /// The embedded log, when this is the embedded deployment.
+    pub(crate) fn durable(&self) -> Option<&DurableLog> {
+        self.durable.as_ref()
+    }
+
     /// Closes what needs closing: the embedded log writes out what is queued (already
     /// nothing, once every publisher got its answer) and releases the data directory.
     pub(crate) async fn close(self) -> anyhow::Result<()> {

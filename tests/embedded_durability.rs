@@ -6,6 +6,10 @@
 //! on the same directory, or on the same SQLite file, is refused and the first keeps
 //! working.
 //!
+//! When the log cannot write (here its partition directory vanishes, as a full disk
+//! would fail the write), ingest answers 503 and the process stops with an error, so a
+//! supervisor restarts it and recovery runs.
+//!
 //! A batch whose answer was lost (the connection died with the process) is in doubt:
 //! it may or may not have been written. Like any client, the tests post it again after
 //! the restart; counts are sets of request ids, so the expected totals are exact.
@@ -19,7 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use node::{DEADLINE, Node, impressions, now_ms, plays, start, test_dir};
+use node::{DEADLINE, Node, impressions, now_ms, plays, start, start_ingest, test_dir};
 
 /// Events per batch in the concurrent phases.
 const BATCH: usize = 200;
@@ -266,5 +270,42 @@ async fn a_second_instance_on_the_same_directory_is_refused_and_the_first_keeps_
     assert_eq!(again.post(&client, &plays("a", 0..20, time_ms)).await.expect("post"), StatusCode::OK);
     again.wait_totals(&client, time_ms, (20, 20)).await;
     drop(again);
+    std::fs::remove_dir_all(dir).expect("cleanup");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_log_write_answers_503_and_stops_the_process_with_an_error() {
+    let dir = test_dir("nearline_failed_write");
+    let client = reqwest::Client::new();
+    let time_ms = now_ms();
+    // Tiny segments: every batch starts a new segment file in the partition directory.
+    let mut node = start_ingest(&dir, &[("NEARLINE__EMBEDDED__SEGMENT_BYTES", "1024")]);
+    nearline_testkit::wait_for("ingest to be ready", DEADLINE, || async {
+        let ready = client.get(format!("{}/readyz", node.ingest)).send().await.ok()?;
+        ready.status().is_success().then_some(())
+    })
+    .await;
+    assert_eq!(node.post(&client, &impressions("f", 0..50, time_ms)).await.expect("post"), StatusCode::OK);
+
+    let topic = node::log_dir(&dir).join("topics").join(nearline_eventlog::topics::IMPRESSIONS);
+    std::fs::remove_dir_all(&topic).expect("remove the impressions partitions");
+    let answer = node.post(&client, &impressions("f", 50..100, time_ms)).await;
+    assert!(
+        matches!(answer, Ok(StatusCode::SERVICE_UNAVAILABLE) | Err(_)),
+        "a batch the log could not write is not acknowledged: {answer:?}"
+    );
+
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = node.child.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(start.elapsed() < DEADLINE, "still running {DEADLINE:?} after the log failed");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(!status.success(), "the process stops with an error, got {status}");
+    let log = std::fs::read_to_string(dir.join("nearline.log")).expect("nearline.log");
+    assert!(log.contains("the embedded event log failed"), "the reason is logged:\n{log}");
+    drop(node);
     std::fs::remove_dir_all(dir).expect("cleanup");
 }

@@ -62,6 +62,18 @@ pub(crate) async fn serve(args: ServeArgs, config: Arc<Config>) -> anyhow::Resul
             (config.clone(), database.clone(), log.clone(), shutdown.token());
         tasks.spawn(async move { (service, run(service, config, database, log, listeners, token).await) });
     }
+    // A failed embedded log accepts nothing more: stop everything, so the process exits
+    // with an error and a restart recovers from the files (as with a lost broker, the
+    // services alone cannot mend it).
+    let log_failure = backends.durable().cloned().map(|durable| {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let why = durable.failed().await;
+            tracing::error!(error = %why, "the embedded event log failed; stopping");
+            shutdown.trigger();
+            why
+        })
+    });
     let mut first_error = None;
     while let Some(joined) = tasks.join_next().await {
         let (service, result) = joined.context("a service task panicked")?;
@@ -69,6 +81,16 @@ pub(crate) async fn serve(args: ServeArgs, config: Arc<Config>) -> anyhow::Resul
             tracing::error!(service = name(service), error = %error, "service failed; stopping the others");
             shutdown.trigger();
             first_error.get_or_insert(error.context(format!("{} failed", name(service))));
+        }
+    }
+    if let Some(watcher) = log_failure {
+        if watcher.is_finished() {
+            let why = watcher.await.context("the event log watcher panicked")?;
+            first_error.get_or_insert(anyhow::anyhow!(
+                "the embedded event log failed: {why}; restart to recover from its files"
+            ));
+        } else {
+            watcher.abort();
         }
     }
     // Every service has stopped: ingest answered its last request (each acknowledged

@@ -32,8 +32,10 @@
 //! back. A commit returns after the offsets file was replaced durably.
 //!
 //! If a write or sync fails the log stops accepting appends (they fail as
-//! [`crate::Error::Unavailable`]) rather than guess what reached the disk; a restart
-//! recovers from the files.
+//! [`crate::Error::Unavailable`]) rather than guess what reached the disk (after a
+//! failed `fsync` the kernel may have dropped the dirty pages, so retrying in place
+//! could acknowledge lost data); [`DurableLog::failed`] resolves, `nearline serve`
+//! stops, and a restart recovers from the files.
 //!
 //! # Bounds
 //!
@@ -171,6 +173,23 @@ impl DurableLog {
         })
         .await
         .map_err(|e| Error::Other(format!("closing the log: {e}")))?
+    }
+
+    /// Resolves, with the reason, once the log has stopped accepting appends after a
+    /// failed write or sync; pending for as long as the log is healthy. A process
+    /// should then stop, so a restart recovers from the files.
+    pub async fn failed(&self) -> String {
+        let mut flushed = storage_of(self.log.shared()).flushed.subscribe();
+        let why = flushed
+            .wait_for(|f| f.failed.is_some())
+            .await
+            .ok()
+            .map(|f| f.failed.as_deref().unwrap_or_default().to_owned());
+        match why {
+            Some(why) => why,
+            // The sender lives as long as the log, which `self` keeps alive.
+            None => std::future::pending().await,
+        }
     }
 
     /// The data directory.

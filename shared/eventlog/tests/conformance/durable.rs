@@ -239,3 +239,35 @@ async fn retention_deletes_old_segments_and_moves_the_start_offset() {
     log.close().await.expect("close");
     std::fs::remove_dir_all(&options.dir).expect("cleanup");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_write_refuses_every_later_append_and_says_why() {
+    // Tiny segments, so the next append must create a file in the partition directory,
+    // which is gone: the write fails the way a full disk would make it fail.
+    let options = DurableOptions { segment_bytes: 1024, ..DurableOptions::new(data_dir()) };
+    let log = open(&options);
+    let topic = create_topic(&log, "failing", 1).await;
+    let tp = TopicPartition::new(topic.clone(), 0);
+    let big = |key: &str| {
+        let mut record = outgoing(&topic, key, None);
+        record.payload = vec![b'x'; 800].into();
+        record
+    };
+    publish(&log, vec![big("k0")]).await;
+    std::fs::remove_dir_all(options.dir.join("topics").join(&topic)).expect("remove the partition directory");
+
+    let refused = log.publish(vec![big("k1")]).await;
+    assert!(
+        matches!(refused, Err(nearline_eventlog::Error::Unavailable(_))),
+        "the failed append: {refused:?}"
+    );
+    let why = tokio::time::timeout(DEADLINE, log.failed()).await.expect("the log reports its failure");
+    assert!(!why.is_empty(), "a reason");
+    let later = log.publish(vec![outgoing(&topic, "k2", None)]).await;
+    assert!(matches!(later, Err(nearline_eventlog::Error::Unavailable(_))), "a later append: {later:?}");
+    // What was acknowledged before is still readable.
+    assert_eq!(log.watermarks(&tp).await.expect("watermarks"), (0, 1));
+    assert_eq!(read_all(&log, &tp, 0, 1).await[0].key, "k0");
+    log.close().await.expect("close");
+    std::fs::remove_dir_all(&options.dir).expect("cleanup");
+}
