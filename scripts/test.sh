@@ -8,7 +8,8 @@
 #   3. system packages the checks use (docker-compose for validating the compose file);
 #   4. cargo fmt, clippy, all tests with nextest (plus doc tests), the dashboard's browser
 #      test (Debian chromium driven by playwright-core; the screenshot goes to
-#      test-artifacts/), compose validation.
+#      test-artifacts/), schemathesis against both OpenAPI documents (PyPI, in a
+#      virtualenv under target/), compose validation.
 #
 # Environment: DATABASE_URL (server to create per-test databases on), TANSU_VERSION,
 # NEARLINE_TEST_KEEP_BROKER=1 to leave the broker's directory for inspection.
@@ -128,6 +129,9 @@ cargo test --workspace --doc --locked
 
 step "dashboard browser test (Debian chromium + playwright-core)"
 CARGO_LOCKED=1 bash services/insights/browser-test/run.sh
+
+step "schemathesis against the ingest and insights OpenAPI documents"
+bash scripts/schemathesis.sh
 
 step "docker-compose config"
 docker-compose -f docker-compose.yml config -q
