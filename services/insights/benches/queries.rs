@@ -71,15 +71,6 @@ INSERT INTO unattributed_counts (video_id, epoch_start_ms, country, device, play
 SELECT v, 1795305600000 - 604800000 + e * 1800000, 'US', 'tv', 1 + (v + e) % 2
 FROM generate_series(0, 335) AS e, generate_series(1, 100) AS v;
 
--- The roll-ups, as attribution would have kept them (the migration's statements).
-TRUNCATE cell_counts_hourly, cell_counts_daily;
-INSERT INTO cell_counts_hourly (video_id, epoch_start_ms, country, device, canvas, impressions, plays)
-SELECT video_id, epoch_start_ms - epoch_start_ms % 3600000, country, device, canvas, SUM(impressions), SUM(plays)
-FROM cell_counts GROUP BY 1, 2, 3, 4, 5;
-INSERT INTO cell_counts_daily (video_id, epoch_start_ms, country, device, canvas, impressions, plays)
-SELECT video_id, epoch_start_ms - epoch_start_ms % 86400000, country, device, canvas, SUM(impressions), SUM(plays)
-FROM cell_counts GROUP BY 1, 2, 3, 4, 5;
-
 INSERT INTO partition_progress (consumer_group, topic, partition, committed_offset, oldest_needed_offset, watermark_ms)
 SELECT 'nearline-attribution', 'nearline.impressions.v1', p, 1000, 900, 1795305600000 - p * 1000
 FROM generate_series(0, 7) AS p;
@@ -234,6 +225,8 @@ async fn prepare(server_url: &str) -> anyhow::Result<PgPool> {
         let start = Instant::now();
         eprintln!("generating counts (a minute or two)...");
         sqlx::raw_sql(GENERATE).execute(&pool).await?;
+        // Generated straight into the cells: roll them up as attribution would have.
+        nearline_storage::rollups::rebuild(&Database::Postgres(pool.clone())).await?;
         // One statement each: several in one string run as one implicit transaction,
         // which VACUUM refuses. The visibility map it builds is what lets the covering
         // index answer without visiting the heap.

@@ -45,6 +45,30 @@ impl Rollup {
     }
 }
 
+/// Recomputes both roll-ups from the cells (SQL both backends run): for data written
+/// into `cell_counts` by other means than attribution (fixtures, generated benchmark
+/// data). Attribution keeps them in step itself.
+pub const REBUILD_SQL: &str = "
+DELETE FROM cell_counts_hourly;
+DELETE FROM cell_counts_daily;
+INSERT INTO cell_counts_hourly (video_id, epoch_start_ms, country, device, canvas, impressions, plays)
+SELECT video_id, epoch_start_ms - ((epoch_start_ms % 3600000) + 3600000) % 3600000,
+       country, device, canvas, SUM(impressions), SUM(plays)
+FROM cell_counts GROUP BY 1, 2, 3, 4, 5;
+INSERT INTO cell_counts_daily (video_id, epoch_start_ms, country, device, canvas, impressions, plays)
+SELECT video_id, epoch_start_ms - ((epoch_start_ms % 86400000) + 86400000) % 86400000,
+       country, device, canvas, SUM(impressions), SUM(plays)
+FROM cell_counts GROUP BY 1, 2, 3, 4, 5;
+";
+
+/// Runs [`REBUILD_SQL`].
+pub async fn rebuild(database: &crate::Database) -> sqlx::Result<()> {
+    match database {
+        crate::Database::Postgres(pool) => sqlx::raw_sql(REBUILD_SQL).execute(pool).await.map(drop),
+        crate::Database::Sqlite(pool) => sqlx::raw_sql(REBUILD_SQL).execute(pool).await.map(drop),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Rollup;
