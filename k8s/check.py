@@ -24,6 +24,7 @@ resource of that kind and name, every Service and server group a stage names exi
 stage graph is well-formed, and the files are what generate.py writes today.
 """
 
+import copy
 import json
 import subprocess
 import sys
@@ -35,6 +36,7 @@ import yaml
 
 SERVICES = ["ingest", "attribution", "insights", "billboard"]
 HPA_SERVICES = {"ingest", "insights", "billboard"}
+SEQUENCE = "moniker.spinnaker.io/sequence"
 ROOT = Path(__file__).resolve().parent.parent
 
 problems = []
@@ -117,8 +119,8 @@ def check_overlay(name, docs, binary):
         ]:
             if annotations.get(key) != want:
                 problem(where, f"annotation {key} is {annotations.get(key)!r}, want {want!r}")
-        if not str(annotations.get("moniker.spinnaker.io/sequence", "")).isdigit():
-            problem(where, "annotation moniker.spinnaker.io/sequence must be a number")
+        if not str(annotations.get(SEQUENCE, "")).isdigit():
+            problem(where, f"annotation {SEQUENCE} must be a number")
         selector = rs["spec"]["selector"].get("matchLabels", {})
         labels, pod = pods_of(rs)
         if rs["spec"]["selector"].get("matchExpressions") or not selects(selector, labels):
@@ -280,7 +282,13 @@ def check_pipelines(prod_index, prod_text):
             manifests = stage.get("manifests", []) + ([stage["manifest"]] if "manifest" in stage else [])
             for manifest in manifests:
                 key = (manifest["kind"], manifest["metadata"]["name"])
-                if prod_index.get(key) != manifest:
+                rendered = copy.deepcopy(prod_index.get(key))
+                if rendered and key[0] == "ReplicaSet":
+                    # Spinnaker assigns the sequence of the server groups it deploys.
+                    if SEQUENCE in manifest["metadata"].get("annotations", {}):
+                        problem(where, f"ReplicaSet {key[1]} must leave {SEQUENCE} to Spinnaker")
+                    rendered["metadata"]["annotations"].pop(SEQUENCE, None)
+                if rendered != manifest:
                     problem(where, f"deploys {key[0]} {key[1]}, which is not the prod render's")
             traffic = stage.get("trafficManagement", {})
             if traffic.get("enabled"):

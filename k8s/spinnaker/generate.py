@@ -9,6 +9,7 @@ scripts/test.sh runs it into a temporary directory and fails when the committed 
 differs (run the line above and commit the result). Needs PyYAML.
 """
 
+import copy
 import json
 import sys
 from pathlib import Path
@@ -17,12 +18,16 @@ import yaml
 
 APPLICATION = "nearline"
 NAMESPACE = "nearline"
+# The Spinnaker account (Kubernetes cluster) the pipelines deploy to; change it here.
+ACCOUNT = "nearline-prod"
+# Spinnaker numbers server groups itself (…-v001, -v002); the base's sequence annotation
+# is for plain `kubectl apply` and is left out of what the pipelines deploy.
+SEQUENCE = "moniker.spinnaker.io/sequence"
 SERVICES = ["ingest", "attribution", "insights", "billboard"]
 
 
 def parameters():
     return [
-        {"name": "account", "label": "Kubernetes account", "default": "nearline-prod", "required": True},
         {
             "name": "rollbackWindowSeconds",
             "label": "How long the previous server group is kept, out of traffic, for rollback",
@@ -47,7 +52,7 @@ def image_artifact():
 def target(service, criteria):
     """A dynamic target: the server group of `service` chosen by `criteria`."""
     return {
-        "account": "${parameters.account}",
+        "account": ACCOUNT,
         "cloudProvider": "kubernetes",
         "app": APPLICATION,
         "location": NAMESPACE,
@@ -72,6 +77,13 @@ def by_kind_and_name(docs):
     return {(d["kind"], d["metadata"]["name"]): d for d in docs}
 
 
+def server_group(doc):
+    """A ReplicaSet as the pipeline deploys it: without the sequence Spinnaker assigns."""
+    doc = copy.deepcopy(doc)
+    doc["metadata"]["annotations"].pop(SEQUENCE, None)
+    return doc
+
+
 def deploy_pipeline(service, docs):
     index = by_kind_and_name(docs)
     name = f"nearline-{service}"
@@ -80,13 +92,13 @@ def deploy_pipeline(service, docs):
     stages = [
         stage(
             1, [], "runJobManifest", "Migrate (database and topics)",
-            account="${parameters.account}", cloudProvider="kubernetes", application=APPLICATION,
+            account=ACCOUNT, cloudProvider="kubernetes", application=APPLICATION,
             source="text", manifest=index[("Job", "nearline-migrate")], consumeArtifactSource="none",
             skipExpressionEvaluation=True,
         ),
         stage(
             2, [1], "deployManifest", "Service and disruption budget",
-            account="${parameters.account}", cloudProvider="kubernetes", moniker={"app": APPLICATION},
+            account=ACCOUNT, cloudProvider="kubernetes", moniker={"app": APPLICATION},
             namespaceOverride=NAMESPACE, source="text", skipExpressionEvaluation=True,
             manifests=[index[("Service", name)], index[("PodDisruptionBudget", name)]],
         ),
@@ -95,10 +107,10 @@ def deploy_pipeline(service, docs):
         # Service, and only then takes the previous one out of the Service.
         stage(
             3, [2], "deployManifest", "Deploy server group (red/black), wait until healthy",
-            account="${parameters.account}", cloudProvider="kubernetes", moniker={"app": APPLICATION},
+            account=ACCOUNT, cloudProvider="kubernetes", moniker={"app": APPLICATION},
             namespaceOverride=NAMESPACE, source="text", skipExpressionEvaluation=True,
             requiredArtifactIds=["nearline-image"],
-            manifests=config_maps + [index[("ReplicaSet", name)]] + hpa,
+            manifests=config_maps + [server_group(index[("ReplicaSet", name)])] + hpa,
             trafficManagement={
                 "enabled": True,
                 "options": {
