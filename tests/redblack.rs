@@ -7,8 +7,9 @@
 //!
 //! Asserted: every event ingest acknowledged (200) is counted exactly once (insights'
 //! totals equal the load generator's own tally), clients of the group with traffic see
-//! no 5xx and no connection error, each draining process exits cleanly within its grace
-//! period. Printed: the hand-over times, from SIGTERM of the old attribution process to
+//! no 5xx and no connection error, a large batch still in flight at the old ingest when
+//! SIGTERM arrives is answered 200 and counted, each draining process exits cleanly
+//! within its grace period. Printed: the hand-over times, from SIGTERM of the old attribution process to
 //! the new one owning every partition (from its `partition assigned` log lines).
 //!
 //! Runs its own tansu broker (as the chaos tests do) and needs `tansu` on the PATH.
@@ -36,6 +37,10 @@ const BATCH: u64 = 10;
 const GENERATORS: usize = 2;
 const PAUSE: Duration = Duration::from_millis(40);
 const STEADY: Duration = Duration::from_secs(4);
+/// Requests in the batch sent to the old ingest just before its SIGTERM.
+const IN_FLIGHT: u64 = 3_000;
+/// How long before SIGTERM that batch is sent.
+const IN_FLIGHT_HEAD_START: Duration = Duration::from_millis(20);
 
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_millis() as i64
@@ -224,52 +229,74 @@ impl Traffic {
     }
 }
 
+/// A batch of `n` fresh requests (each an impression, every third also a play) and how
+/// many impressions and plays per video it holds.
+struct Batch {
+    body: Value,
+    impressions: BTreeMap<i64, u64>,
+    plays: BTreeMap<i64, u64>,
+}
+
+fn batch(prefix: &str, first: u64, n: u64) -> Batch {
+    let t = now_ms();
+    let (mut events, mut impressions, mut plays) = (Vec::new(), BTreeMap::new(), BTreeMap::new());
+    for seq in first..first + n {
+        let request = format!("{prefix}-{seq}");
+        let video = 1 + (seq as i64 % VIDEOS);
+        let member = format!("m{}", seq % 97);
+        events.push(json!({
+            "type": "impression", "event_id": format!("{request}-i"), "request_id": request,
+            "member_id": member, "video_id": video, "canvas": "row",
+            "country": "US", "device": "tv", "event_time": t,
+        }));
+        *impressions.entry(video).or_default() += 1;
+        if seq.is_multiple_of(3) {
+            events.push(json!({
+                "type": "play", "event_id": format!("{request}-p"), "request_id": request,
+                "member_id": member, "video_id": video,
+                "country": "US", "device": "tv", "event_time": t + 1_000, "watch_seconds": 60,
+            }));
+            *plays.entry(video).or_default() += 1;
+        }
+    }
+    Batch { body: json!({ "events": events }), impressions, plays }
+}
+
+/// Posts `batch` to `ingest`; on 200 adds it to the tally, otherwise records the failure.
+async fn post(client: &reqwest::Client, traffic: &Traffic, ingest: &str, batch: Batch) -> bool {
+    let url = format!("{ingest}/v1/events");
+    match client.post(&url).json(&batch.body).send().await {
+        Ok(response) if response.status() == 200 => {
+            for (video, n) in batch.impressions {
+                traffic.impressions[&video].fetch_add(n, Ordering::Relaxed);
+            }
+            for (video, n) in batch.plays {
+                traffic.plays[&video].fetch_add(n, Ordering::Relaxed);
+            }
+            traffic.batches.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+        Ok(response) => {
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            traffic.fail(format!("POST {url}: {status} {body}"));
+            false
+        }
+        Err(error) => {
+            traffic.fail(format!("POST {url}: {}", chain(&error)));
+            false
+        }
+    }
+}
+
 /// Posts batches of fresh requests until told to stop, tallying what ingest accepted.
 async fn generate(traffic: Arc<Traffic>, generator: usize) {
     let client = reqwest::Client::new();
     let mut seq = 0u64;
     while !traffic.stop.load(Ordering::Relaxed) {
-        let t = now_ms();
-        let mut events = Vec::new();
-        let mut impressions = BTreeMap::<i64, u64>::new();
-        let mut plays = BTreeMap::<i64, u64>::new();
-        for _ in 0..BATCH {
-            seq += 1;
-            let request = format!("rb-{generator}-{seq}");
-            let video = 1 + (seq as i64 % VIDEOS);
-            events.push(json!({
-                "type": "impression", "event_id": format!("{request}-i"), "request_id": request,
-                "member_id": format!("m{}", seq % 97), "video_id": video, "canvas": "row",
-                "country": "US", "device": "tv", "event_time": t,
-            }));
-            *impressions.entry(video).or_default() += 1;
-            if seq.is_multiple_of(3) {
-                events.push(json!({
-                    "type": "play", "event_id": format!("{request}-p"), "request_id": request,
-                    "member_id": format!("m{}", seq % 97), "video_id": video,
-                    "country": "US", "device": "tv", "event_time": t + 1_000, "watch_seconds": 60,
-                }));
-                *plays.entry(video).or_default() += 1;
-            }
-        }
-        let url = format!("{}/v1/events", traffic.ingest.read().unwrap());
-        match client.post(&url).json(&json!({ "events": events })).send().await {
-            Ok(response) if response.status() == 200 => {
-                for (video, n) in impressions {
-                    traffic.impressions[&video].fetch_add(n, Ordering::Relaxed);
-                }
-                for (video, n) in plays {
-                    traffic.plays[&video].fetch_add(n, Ordering::Relaxed);
-                }
-                traffic.batches.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(response) => {
-                let status = response.status();
-                let body = response.text().await.unwrap_or_default();
-                traffic.fail(format!("POST {url}: {status} {body}"));
-            }
-            Err(error) => traffic.fail(format!("POST {url}: {}", chain(&error))),
-        }
+        let ingest = traffic.ingest.read().unwrap().clone();
+        post(&client, &traffic, &ingest, batch(&format!("rb-{generator}"), seq, BATCH)).await;
+        seq += BATCH;
         tokio::time::sleep(PAUSE).await;
     }
 }
@@ -310,19 +337,38 @@ struct Swap {
     hand_over: Duration,
     /// Partitions the old and the new attribution owned at SIGTERM.
     before: (BTreeSet<i64>, BTreeSet<i64>),
+    /// How long after SIGTERM the old ingest answered the batch in flight.
+    in_flight: Duration,
     exits: Vec<(String, Duration)>,
 }
 
 /// The red/black sequence from `old` to a new group `name`: start it, wait until ready,
 /// move traffic, SIGTERM the old one, wait until it has exited and the new attribution
 /// owns every partition.
-async fn swap(backends: &Backends, traffic: &Traffic, mut old: Group, name: &'static str) -> (Group, Swap) {
+async fn swap(
+    backends: &Backends,
+    traffic: &Arc<Traffic>,
+    mut old: Group,
+    name: &'static str,
+) -> (Group, Swap) {
     let new = Group::start(backends, name);
     let ready_after = new.wait_ready().await;
     traffic.route_to(&new);
     // What the preStop sleep is for in Kubernetes: requests already sent to the old group
     // (clients that had not yet seen the change) arrive before SIGTERM.
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // A large batch the old ingest is still publishing when SIGTERM arrives: draining
+    // means it is answered (200) and counted, not cut off.
+    let in_flight = {
+        let (traffic, ingest) = (traffic.clone(), old.ingest.http.clone());
+        let big = batch(&format!("rb-in-flight-{name}"), 0, IN_FLIGHT);
+        tokio::spawn(async move {
+            let sent = Instant::now();
+            let answered = post(&reqwest::Client::new(), &traffic, &ingest, big).await;
+            (answered, sent.elapsed())
+        })
+    };
+    tokio::time::sleep(IN_FLIGHT_HEAD_START).await;
     let sigterm = Instant::now();
     let before = (old.attribution.owned_at(sigterm), new.attribution.owned_at(sigterm));
     for served in [&old.ingest, &old.attribution, &old.insights] {
@@ -339,6 +385,9 @@ async fn swap(backends: &Backends, traffic: &Traffic, mut old: Group, name: &'st
         );
         exits.push((served.name.clone(), took));
     }
+    let (answered, in_flight_took) = in_flight.await.expect("in-flight batch task");
+    assert!(answered, "the batch in flight at SIGTERM was not answered 200 (see the client failure above)");
+    let in_flight = in_flight_took.saturating_sub(IN_FLIGHT_HEAD_START);
     let owned_all = wait_for(
         &format!("attribution-{name} to own all {PARTITIONS} partitions"),
         Duration::from_secs(30),
@@ -346,7 +395,7 @@ async fn swap(backends: &Backends, traffic: &Traffic, mut old: Group, name: &'st
     )
     .await;
     let hand_over = owned_all.duration_since(sigterm);
-    (new, Swap { from: old.name, to: name, ready_after, hand_over, before, exits })
+    (new, Swap { from: old.name, to: name, ready_after, hand_over, before, exits, in_flight })
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -427,7 +476,8 @@ async fn red_black_swaps_lose_and_double_count_nothing() {
             swap.exits.iter().map(|(n, d)| format!("{n} {:.2}s", d.as_secs_f64())).collect();
         eprintln!(
             "  {} -> {}: new group ready after {:.2}s; partitions at SIGTERM: {} {:?}, {} {:?}; \
-             hand-over (SIGTERM -> attribution-{} owns all {PARTITIONS}) {:.2}s; exits after SIGTERM: {}",
+             hand-over (SIGTERM -> attribution-{} owns all {PARTITIONS}) {:.2}s; batch in flight at SIGTERM \
+             answered 200 {:.2}s after it; exits after SIGTERM: {}",
             swap.from,
             swap.to,
             swap.ready_after.as_secs_f64(),
@@ -437,6 +487,7 @@ async fn red_black_swaps_lose_and_double_count_nothing() {
             swap.before.1,
             swap.to,
             swap.hand_over.as_secs_f64(),
+            swap.in_flight.as_secs_f64(),
             exits.join(", ")
         );
     }
