@@ -37,10 +37,8 @@ const BATCH: u64 = 10;
 const GENERATORS: usize = 2;
 const PAUSE: Duration = Duration::from_millis(40);
 const STEADY: Duration = Duration::from_secs(4);
-/// Requests in the batch sent to the old ingest just before its SIGTERM.
+/// Requests in the batch in flight at the old ingest when it gets SIGTERM.
 const IN_FLIGHT: u64 = 3_000;
-/// How long before SIGTERM that batch is sent.
-const IN_FLIGHT_HEAD_START: Duration = Duration::from_millis(20);
 
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_millis() as i64
@@ -233,6 +231,8 @@ impl Traffic {
 /// many impressions and plays per video it holds.
 struct Batch {
     body: Value,
+    /// Impressions plus plays.
+    events: u64,
     impressions: BTreeMap<i64, u64>,
     plays: BTreeMap<i64, u64>,
 }
@@ -259,7 +259,30 @@ fn batch(prefix: &str, first: u64, n: u64) -> Batch {
             *plays.entry(video).or_default() += 1;
         }
     }
-    Batch { body: json!({ "events": events }), impressions, plays }
+    Batch { events: events.len() as u64, body: json!({ "events": events }), impressions, plays }
+}
+
+/// Waits until `ingest` reports at least `events` events handed to the broker and not yet
+/// acknowledged (true), or `task` is done first (false).
+async fn publishing<T>(ingest: &str, events: u64, task: &tokio::task::JoinHandle<T>) -> bool {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !task.is_finished() {
+        assert!(Instant::now() < deadline, "the batch to {ingest} neither went in flight nor finished");
+        if let Ok(response) = client.get(format!("{ingest}/metrics")).send().await
+            && let Ok(text) = response.text().await
+        {
+            let in_flight = text
+                .lines()
+                .find_map(|l| l.strip_prefix("nearline_ingest_in_flight_events "))
+                .and_then(|v| v.trim().parse::<f64>().ok());
+            if in_flight.is_some_and(|n| n >= events as f64) {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    false
 }
 
 /// Posts `batch` to `ingest`; on 200 adds it to the tally, otherwise records the failure.
@@ -358,17 +381,26 @@ async fn swap(
     // (clients that had not yet seen the change) arrive before SIGTERM.
     tokio::time::sleep(Duration::from_millis(300)).await;
     // A large batch the old ingest is still publishing when SIGTERM arrives: draining
-    // means it is answered (200) and counted, not cut off.
-    let in_flight = {
+    // means it is answered (200) and counted, not cut off. SIGTERM goes out once the old
+    // ingest's metrics show the batch handed to the broker and not yet acknowledged.
+    let mut attempt = 0;
+    let in_flight = loop {
+        attempt += 1;
         let (traffic, ingest) = (traffic.clone(), old.ingest.http.clone());
-        let big = batch(&format!("rb-in-flight-{name}"), 0, IN_FLIGHT);
-        tokio::spawn(async move {
-            let sent = Instant::now();
+        let big = batch(&format!("rb-in-flight-{name}-{attempt}"), 0, IN_FLIGHT);
+        let events = big.events;
+        let task = tokio::spawn(async move {
             let answered = post(&reqwest::Client::new(), &traffic, &ingest, big).await;
-            (answered, sent.elapsed())
-        })
+            (answered, Instant::now())
+        });
+        if publishing(&old.ingest.http, events, &task).await {
+            break task;
+        }
+        // Answered before it was seen in flight (a fast broker): counted, try again.
+        let (answered, _) = task.await.expect("batch task");
+        assert!(answered, "a batch to the old ingest before SIGTERM was not answered 200");
+        assert!(attempt < 5, "no batch caught in flight at the old ingest in {attempt} attempts");
     };
-    tokio::time::sleep(IN_FLIGHT_HEAD_START).await;
     let sigterm = Instant::now();
     let before = (old.attribution.owned_at(sigterm), new.attribution.owned_at(sigterm));
     for served in [&old.ingest, &old.attribution, &old.insights] {
@@ -385,9 +417,9 @@ async fn swap(
         );
         exits.push((served.name.clone(), took));
     }
-    let (answered, in_flight_took) = in_flight.await.expect("in-flight batch task");
+    let (answered, answered_at) = in_flight.await.expect("in-flight batch task");
     assert!(answered, "the batch in flight at SIGTERM was not answered 200 (see the client failure above)");
-    let in_flight = in_flight_took.saturating_sub(IN_FLIGHT_HEAD_START);
+    let in_flight = answered_at.duration_since(sigterm);
     let owned_all = wait_for(
         &format!("attribution-{name} to own all {PARTITIONS} partitions"),
         Duration::from_secs(30),
