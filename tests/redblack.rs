@@ -9,8 +9,10 @@
 //! totals equal the load generator's own tally), clients of the group with traffic see
 //! no 5xx and no connection error, a large batch still in flight at the old ingest when
 //! SIGTERM arrives is answered 200 and counted, each draining process exits cleanly
-//! within its grace period. Printed: the hand-over times, from SIGTERM of the old attribution process to
-//! the new one owning every partition (from its `partition assigned` log lines).
+//! within its grace period, and the old attribution leaves its consumer group (the
+//! hand-over is quicker than the session timeout). Printed: the hand-over times, from
+//! SIGTERM of the old attribution process to the new one owning every partition (from
+//! its `partition assigned` log lines).
 //!
 //! Runs its own tansu broker (as the chaos tests do) and needs `tansu` on the PATH.
 
@@ -25,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use infra::{Backends, Broker, PARTITIONS, wait_drained};
+use infra::{Backends, Broker, PARTITIONS, SESSION_TIMEOUT, wait_drained};
 use nearline_testkit::{TestDatabase, wait_for};
 use serde_json::{Value, json};
 
@@ -427,6 +429,14 @@ async fn swap(
     )
     .await;
     let hand_over = owned_all.duration_since(sigterm);
+    // Sooner than the session timeout: the old member left the group on its way out
+    // rather than being timed out of it.
+    let session_timeout = humantime::parse_duration(SESSION_TIMEOUT).expect("a duration");
+    assert!(
+        hand_over < session_timeout,
+        "hand-over took {hand_over:?}, not less than the {session_timeout:?} session timeout: \
+         the old attribution did not leave its group"
+    );
     (new, Swap { from: old.name, to: name, ready_after, hand_over, before, exits, in_flight })
 }
 
