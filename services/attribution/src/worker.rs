@@ -76,6 +76,7 @@ pub async fn run(
         jobs: BTreeMap::new(),
         status,
         outputs: Outputs::default(),
+        dead_letters: Vec::new(),
         health: Health::new(readiness),
         shutdown: shutdown.clone(),
     };
@@ -98,6 +99,8 @@ struct Worker {
     jobs: BTreeMap<i32, PartitionJob>,
     status: StatusBoard,
     outputs: Outputs,
+    /// Records the join could not use, for the late topic with the next write.
+    dead_letters: Vec<nearline_eventlog::OutgoingRecord>,
     health: Health,
     shutdown: CancellationToken,
 }
@@ -346,8 +349,17 @@ impl Worker {
         let input = match wire::input(&record, source) {
             Ok(input) => Some(input),
             Err(error) => {
+                // One bad record must not stop counting: it goes to the late topic with
+                // why and its bytes, and its offset is passed like any other.
                 m::undecodable(source);
-                tracing::warn!(%error, "skipping undecodable record");
+                if !job.is_replayed(source, record.offset) {
+                    tracing::warn!(%error, "undecodable record sent to the late topic");
+                    self.dead_letters.push(wire::dead_letter_record(
+                        &self.config.topics.late,
+                        &record,
+                        &error,
+                    ));
+                }
                 None
             }
         };
@@ -362,7 +374,7 @@ impl Worker {
         }
         let progress: Vec<_> =
             self.jobs.values().filter(|j| j.dirty).filter_map(PartitionJob::progress).collect();
-        if self.outputs.is_empty() && progress.is_empty() {
+        if self.outputs.is_empty() && progress.is_empty() && self.dead_letters.is_empty() {
             return Ok(());
         }
 
@@ -375,6 +387,7 @@ impl Worker {
             .map(|o| wire::outcome_record(&self.config.topics.outcomes, o, self.catalog.get(o.cell.video_id)))
             .collect();
         records.extend(self.outputs.late.iter().map(|l| wire::late_record(&self.config.topics.late, l)));
+        records.append(&mut self.dead_letters);
         let (log, store) = (&self.log, &self.store);
         if !records.is_empty() {
             let publish = || async { log.publish(records.clone()).await.map(drop).map_err(Error::from) };

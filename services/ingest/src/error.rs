@@ -27,11 +27,16 @@ pub struct FieldError {
     pub reason: String,
 }
 
+/// How many distinct events the violations are about.
+fn invalid_events(violations: &[Violation]) -> usize {
+    violations.iter().map(|v| v.index).collect::<std::collections::BTreeSet<_>>().len()
+}
+
 /// Why a request was not served.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// Events of the batch broke the rules; nothing was published.
-    #[error("{} invalid event(s) in the batch", .0.len())]
+    #[error("{} invalid event(s) in the batch, {} problem(s) in all", invalid_events(.0), .0.len())]
     InvalidEvents(Vec<Violation>),
     /// The body is not well-formed.
     #[error("malformed body at {position}: {reason}")]
@@ -168,6 +173,11 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(body)).into_response();
         if matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE) {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER.as_secs()));
+        }
+        // Answered before the body was read (or while reading it): the server closes
+        // the connection, so say so; a client that reuses it would see it drop.
+        if matches!(self, ApiError::Overloaded | ApiError::BodyTooLarge { .. }) {
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

@@ -6,6 +6,7 @@
 //! Applying migrations is idempotent: running `nearline migrate` twice changes nothing.
 
 pub mod progress;
+pub mod rollups;
 
 use std::str::FromStr;
 use std::time::Duration;

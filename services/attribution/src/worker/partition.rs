@@ -80,6 +80,12 @@ impl PartitionJob {
         self.next[index(source)]
     }
 
+    /// Whether `offset` of `source` is read again to rebuild state (its effects, and any
+    /// dead letter it made, were written before the restart).
+    pub(crate) fn is_replayed(&self, source: Source, offset: i64) -> bool {
+        self.replay_until.is_some_and(|until| offset < until[index(source)])
+    }
+
     /// Whether the job is still rebuilding its state.
     pub(crate) fn is_replaying(&self) -> bool {
         self.replay_until.is_some()
@@ -94,6 +100,8 @@ impl PartitionJob {
             return;
         }
         self.next[i] = offset + 1;
+        // A skipped record moves the offset too, which must reach the store.
+        self.dirty |= input.is_none();
         if let Some(input) = input {
             let time = input.event.event_time_ms();
             self.max_time_ms[i] = Some(self.max_time_ms[i].map_or(time, |max| max.max(time)));

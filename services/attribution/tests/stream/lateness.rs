@@ -8,13 +8,17 @@ use nearline_eventlog::partition_for_key;
 use nearline_proto::events::v1 as pb;
 use prost::Message as _;
 
-use crate::harness::{Backend, Harness, on_both_backends, read_topic};
-use crate::workload::{Ev, HOUR, MINUTE, PARTITIONS, T0, request_on};
+use bytes::Bytes;
+use nearline_eventlog::OutgoingRecord;
+
+use crate::harness::{Backend, Harness, on_both_backends, read_topic, settle};
+use crate::workload::{Ev, HOUR, MINUTE, PARTITIONS, T0, request_on, sentinels, workload};
 
 on_both_backends!(
     a_play_four_hours_late_counts_in_its_impressions_epoch,
     too_late_events_go_to_the_late_topic_and_backfill_counts_them,
     backfill_attributing_a_play_the_stream_expired_takes_it_out_of_unattributed,
+    poison_records_go_to_the_late_topic_and_counting_goes_on,
 );
 
 async fn a_play_four_hours_late_counts_in_its_impressions_epoch(backend: Backend) {
@@ -180,4 +184,60 @@ async fn backfill_attributing_a_play_the_stream_expired_takes_it_out_of_unattrib
     assert_eq!(harness.reconcile(T0, T0 + 9 * HOUR).await, vec![], "reconcile agrees");
     stop.cancel();
     worker.await.expect("joined").expect("clean stop");
+}
+
+/// Two records no database could take (bytes that are no event, an impression with a
+/// NUL in its country) among good events: both land on the late topic with their reason,
+/// origin and bytes, and every good event is counted.
+async fn poison_records_go_to_the_late_topic_and_counting_goes_on(backend: Backend) {
+    let mut harness = Harness::on(backend).await;
+    let mut events = workload(3, 200);
+    let (first, second) = events.split_at(events.len() / 2);
+    harness.publish(first).await;
+    let garbage = OutgoingRecord {
+        topic: harness.topics.impressions.clone(),
+        key: Bytes::from_static(b"garbage"),
+        payload: Bytes::from_static(b"\xff\xffnot a protobuf impression"),
+        timestamp_ms: Some(T0),
+    };
+    let nul = pb::Impression {
+        request_id: "nul".into(),
+        video_id: 7,
+        country: "U\0S".into(),
+        device: "tv".into(),
+        canvas: "row".into(),
+        event_time_ms: T0,
+        ..Default::default()
+    };
+    let nul = OutgoingRecord {
+        topic: harness.topics.impressions.clone(),
+        key: Bytes::from_static(b"nul"),
+        payload: nul.encode_to_vec().into(),
+        timestamp_ms: Some(T0),
+    };
+    harness.publish_records(vec![garbage, nul]).await;
+    harness.publish(second).await;
+    let (worker, stop) = harness.spawn_worker();
+    harness.wait_drained().await;
+    settle(&mut harness, sentinels(T0 + 5 * HOUR), &mut events).await;
+    stop.cancel();
+    worker.await.expect("joined").expect("the worker kept going");
+
+    harness.assert_counts(&events).await;
+    let mut dead: Vec<(String, String)> = read_topic(harness.log.as_ref(), &harness.topics.late)
+        .await
+        .iter()
+        .map(|record| {
+            let late = pb::LateEvent::decode(record.payload.as_ref()).expect("a LateEvent");
+            assert!(late.event.is_none(), "no event could be made of it");
+            assert_eq!(late.source_topic, harness.topics.impressions);
+            assert!(!late.payload.is_empty(), "its bytes are kept");
+            (String::from_utf8_lossy(&record.key).into_owned(), late.reason)
+        })
+        .collect();
+    dead.sort();
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert_eq!(dead[0].0, "garbage");
+    assert!(dead[0].1.starts_with("undecodable: "), "{dead:?}");
+    assert_eq!(dead[1], ("nul".into(), "undecodable: country contains a NUL character".into()));
 }

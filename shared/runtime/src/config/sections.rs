@@ -166,6 +166,11 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// How long shutdown waits for in-flight work before giving up.
     pub grace_period: Duration,
+    /// Most HTTP connections open at once; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers before the connection
+    /// is closed (slow or stalled clients cannot hold connections forever).
+    pub header_read_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -207,6 +212,11 @@ macro_rules! service_section {
             /// How long shutdown waits for in-flight work.
             #[serde(with = "humantime_serde")]
             pub grace_period: Duration,
+            /// Most HTTP connections open at once; more are answered 503 and closed.
+            pub max_connections: usize,
+            /// How long a client may take to send a request's headers.
+            #[serde(with = "humantime_serde")]
+            pub header_read_timeout: Duration,
             $( $(#[$fmeta])* pub $field: $ty, )*
         }
 
@@ -219,6 +229,9 @@ macro_rules! service_section {
                     request_timeout: Duration::from_secs(10),
                     body_limit_bytes: 8 * 1024 * 1024,
                     grace_period: Duration::from_secs(20),
+                    // Four services in one process stay under a 20 000 open-file limit.
+                    max_connections: 4096,
+                    header_read_timeout: Duration::from_secs(10),
                     $( $field: $default, )*
                 }
             }
@@ -234,6 +247,8 @@ macro_rules! service_section {
                     request_timeout: self.request_timeout,
                     body_limit_bytes: self.body_limit_bytes,
                     grace_period: self.grace_period,
+                    max_connections: self.max_connections,
+                    header_read_timeout: self.header_read_timeout,
                 }
             }
         }
@@ -302,6 +317,9 @@ service_section!(
         /// How far back comparable launches are looked for.
         #[serde(with = "humantime_serde")]
         launch_lookback: Duration = Duration::from_secs(365 * 24 * 3600),
+        /// Whether queries read the hourly and daily roll-ups where they fit (exact;
+        /// much faster for long ranges). `false` answers from the cells alone.
+        read_rollups: bool = true,
     }
 );
 
@@ -357,6 +375,12 @@ impl Config {
         ] {
             check(server.body_limit_bytes > 0, &format!("{name}.body_limit_bytes"), "must be at least 1");
             check(!server.request_timeout.is_zero(), &format!("{name}.request_timeout"), "must be positive");
+            check(server.max_connections > 0, &format!("{name}.max_connections"), "must be at least 1");
+            check(
+                !server.header_read_timeout.is_zero(),
+                &format!("{name}.header_read_timeout"),
+                "must be positive",
+            );
             let clash = server.grpc_port != 0 && server.grpc_port == server.http_port;
             check(!clash, &format!("{name}.http_port"), "must differ from grpc_port");
         }
