@@ -94,7 +94,7 @@ async fn recount(args: &BatchArgs, config: &Config) -> anyhow::Result<(Database,
     );
     let inputs = if args.input == "kafka" {
         if args.embedded {
-            bail!("--embedded needs --input DIR: the in-process log exists only inside `nearline serve`");
+            bail!("--embedded needs --input DIR: the embedded event log is opened only by `nearline serve`");
         }
         bar.set_message("reading topics");
         let log = backends::kafka(config)?;

@@ -2,31 +2,17 @@
 //! layers make themselves (body limit, method not allowed), and an answer sent before
 //! the body was read says `connection: close`.
 
+#[path = "common/serve.rs"]
+mod common;
+
 use axum::routing::post;
-use nearline_runtime::Readiness;
-use nearline_runtime::config::IngestConfig;
-use nearline_runtime::server::{self, Listeners, ServiceApis};
-use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
 async fn layer_answers_are_json_and_a_413_closes_the_connection() {
-    let mut config = IngestConfig { http_port: 0, grpc_port: 0, ..IngestConfig::default() }.server();
-    config.body_limit_bytes = 1024;
-    let listeners = Listeners::bind(&config).await.expect("bound");
-    let http = listeners.http_addr();
-    let apis = ServiceApis {
-        name: "error-shape-test",
-        grpc: tonic::service::Routes::default(),
-        grpc_service_names: Vec::new(),
-        http: axum::Router::new().route("/echo", post(|body: axum::body::Bytes| async move { body })),
-    };
-    let readiness = Readiness::new();
-    readiness.set_ready();
-    let shutdown = CancellationToken::new();
-    let serving = {
-        let (config, shutdown) = (config.clone(), shutdown.clone());
-        tokio::spawn(async move { server::serve(apis, listeners, &config, readiness, shutdown).await })
-    };
+    let config = common::config(|c| c.body_limit_bytes = 1024);
+    let echo = axum::Router::new().route("/echo", post(|body: axum::body::Bytes| async move { body }));
+    let served = common::serve(config, echo, Vec::new()).await;
+    let http = served.http;
     let client = reqwest::Client::new();
 
     let big =
@@ -44,6 +30,5 @@ async fn layer_answers_are_json_and_a_413_closes_the_connection() {
 
     let fine = client.post(format!("http://{http}/echo")).body("small").send().await.expect("answers");
     assert_eq!(fine.text().await.unwrap(), "small");
-    shutdown.cancel();
-    serving.await.expect("joined").expect("clean stop");
+    served.stop().await;
 }

@@ -1,10 +1,9 @@
 //! gRPC reflection lists only the services a port serves (plus health and reflection),
 //! not every nearline service in the descriptor set.
 
-use nearline_runtime::Readiness;
-use nearline_runtime::config::IngestConfig;
-use nearline_runtime::server::{self, Listeners, ServiceApis};
-use tokio_util::sync::CancellationToken;
+#[path = "common/serve.rs"]
+mod common;
+
 use tonic_reflection::pb::v1::ServerReflectionRequest;
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
@@ -12,21 +11,10 @@ use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
 #[tokio::test]
 async fn reflection_lists_what_the_port_serves() {
-    let config = IngestConfig { http_port: 0, grpc_port: 0, ..IngestConfig::default() }.server();
-    let listeners = Listeners::bind(&config).await.expect("bound");
-    let grpc = listeners.grpc_addr();
-    let apis = ServiceApis {
-        name: "reflection-test",
-        grpc: tonic::service::Routes::default(),
-        grpc_service_names: vec!["nearline.ingest.v1.IngestService"],
-        http: axum::Router::new(),
-    };
-    let shutdown = CancellationToken::new();
-    let serving = {
-        let (config, shutdown) = (config.clone(), shutdown.clone());
-        tokio::spawn(async move { server::serve(apis, listeners, &config, Readiness::new(), shutdown).await })
-    };
-
+    let served =
+        common::serve(common::config(|_| {}), axum::Router::new(), vec!["nearline.ingest.v1.IngestService"])
+            .await;
+    let grpc = served.grpc;
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc}")).unwrap().connect().await;
     let mut client = ServerReflectionClient::new(channel.expect("connects"));
     let request = ServerReflectionRequest {
@@ -50,6 +38,5 @@ async fn reflection_lists_what_the_port_serves() {
             "nearline.ingest.v1.IngestService",
         ]
     );
-    shutdown.cancel();
-    serving.await.expect("joined").expect("clean stop");
+    served.stop().await;
 }

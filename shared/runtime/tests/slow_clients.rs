@@ -4,12 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use nearline_runtime::Readiness;
-use nearline_runtime::config::IngestConfig;
-use nearline_runtime::server::{self, Listeners, ServiceApis};
+#[path = "common/serve.rs"]
+mod common;
+
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
 
 const CAP: usize = 40;
 const HEADER_DEADLINE: Duration = Duration::from_millis(800);
@@ -23,25 +22,13 @@ async fn read_to_close(stream: &mut TcpStream) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_clients_are_cut_off_refused_beyond_the_cap_and_do_not_hold_up_shutdown() {
-    let mut config = IngestConfig { http_port: 0, grpc_port: 0, ..IngestConfig::default() }.server();
-    config.max_connections = CAP;
-    config.header_read_timeout = HEADER_DEADLINE;
-    config.grace_period = Duration::from_secs(10);
-    let listeners = Listeners::bind(&config).await.expect("bound");
-    let http = listeners.http_addr();
-    let apis = ServiceApis {
-        name: "slow-client-test",
-        grpc: tonic::service::Routes::default(),
-        grpc_service_names: Vec::new(),
-        http: axum::Router::new(),
-    };
-    let readiness = Readiness::new();
-    readiness.set_ready();
-    let shutdown = CancellationToken::new();
-    let serving = {
-        let (config, shutdown) = (config.clone(), shutdown.clone());
-        tokio::spawn(async move { server::serve(apis, listeners, &config, readiness, shutdown).await })
-    };
+    let config = common::config(|c| {
+        c.max_connections = CAP;
+        c.header_read_timeout = HEADER_DEADLINE;
+        c.grace_period = Duration::from_secs(10);
+    });
+    let served = common::serve(config, axum::Router::new(), Vec::new()).await;
+    let http = served.http;
 
     // Fill the cap with clients that send half a request head and then nothing.
     let mut stalled = Vec::new();
@@ -71,7 +58,6 @@ async fn stalled_clients_are_cut_off_refused_beyond_the_cap_and_do_not_hold_up_s
     let mut stalled = TcpStream::connect(http).await.expect("connects");
     stalled.write_all(b"GET /readyz HTTP/1.1\r\n").await.unwrap();
     let started = Instant::now();
-    shutdown.cancel();
-    serving.await.expect("joined").expect("clean stop within the grace period");
+    served.stop().await;
     assert!(started.elapsed() < HEADER_DEADLINE + Duration::from_secs(2), "took {:?}", started.elapsed());
 }

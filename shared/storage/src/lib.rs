@@ -73,7 +73,8 @@ impl Database {
         }
     }
 
-    /// Forgets every consumer's stored stream progress (for a log that starts empty).
+    /// Forgets every consumer's stored stream progress (for an event log that starts
+    /// empty, so the stored offsets point at records it never had).
     pub async fn forget_stream_progress(&self) -> Result<()> {
         const FORGET: &str = "DELETE FROM partition_progress";
         match self {

@@ -1,6 +1,7 @@
 //! The configuration tree, one section per concern, with the defaults a laptop run needs.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -90,19 +91,60 @@ impl Default for KafkaConfig {
     }
 }
 
-/// The embedded deployment's storage.
+/// The embedded deployment's storage: the SQLite file and the durable event log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct EmbeddedConfig {
     /// SQLite database file, created when missing.
     pub sqlite_path: String,
-    /// Partitions of the in-process log's topics.
+    /// Partitions of the embedded log's topics (fixed once the log was created).
     pub partitions: i32,
+    /// Directory of the event log's segment files, committed offsets and lock; empty
+    /// puts it next to the SQLite file, named after it (`nearline.db` -> `nearline-log`).
+    pub data_dir: String,
+    /// Size at which a log segment is closed and a new one started, in bytes.
+    pub segment_bytes: u64,
+    /// How long log records are kept: at least `attribution.allowed_lateness`, plus
+    /// how far back a replay or a `nearline backfill` from the log may need to go.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// Most bytes of log records kept per partition; older segments are deleted first.
+    pub retention_bytes: u64,
+    /// Bytes of recent records each log partition keeps in memory for consumers that
+    /// keep up; older records are read back from disk.
+    pub cache_bytes: usize,
 }
 
 impl Default for EmbeddedConfig {
     fn default() -> Self {
-        Self { sqlite_path: "nearline.db".into(), partitions: 4 }
+        Self {
+            sqlite_path: "nearline.db".into(),
+            partitions: 4,
+            data_dir: String::new(),
+            segment_bytes: 64 * 1024 * 1024,
+            retention: Duration::from_secs(24 * 3600),
+            retention_bytes: 1024 * 1024 * 1024,
+            cache_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+impl EmbeddedConfig {
+    /// The event log's directory: `data_dir`, or the default next to the SQLite file.
+    pub fn log_dir(&self) -> PathBuf {
+        if !self.data_dir.is_empty() {
+            return PathBuf::from(&self.data_dir);
+        }
+        let sqlite = Path::new(&self.sqlite_path);
+        match (sqlite.file_stem(), self.sqlite_path.starts_with(':')) {
+            (Some(stem), false) => {
+                let mut name = stem.to_os_string();
+                name.push("-log");
+                sqlite.with_file_name(name)
+            }
+            // `:memory:` and friends have no directory to sit in.
+            _ => PathBuf::from("nearline-log"),
+        }
     }
 }
 
@@ -367,6 +409,13 @@ impl Config {
         );
         check(self.embedded.partitions >= 1, "embedded.partitions", "must be at least 1");
         check(!self.embedded.sqlite_path.is_empty(), "embedded.sqlite_path", "must not be empty");
+        check(self.embedded.segment_bytes >= 1024, "embedded.segment_bytes", "must be at least 1024");
+        check(self.embedded.retention_bytes > 0, "embedded.retention_bytes", "must be at least 1");
+        check(
+            self.embedded.retention >= self.attribution.allowed_lateness,
+            "embedded.retention",
+            "must be at least attribution.allowed_lateness, or a restart cannot replay what the join needs",
+        );
         for (name, server) in [
             ("ingest", self.ingest.server()),
             ("attribution", self.attribution.server()),
