@@ -183,7 +183,8 @@ pub(crate) struct Backends {
 }
 
 impl Backends {
-    fn command(&self, args: &[&str]) -> Command {
+    /// `nearline ARGS` with this test's broker, database and fast attribution settings.
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_nearline"));
         command
             .args(args)
