@@ -1,5 +1,6 @@
 //! The configuration tree, one section per concern, with the defaults a laptop run needs.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -366,14 +367,51 @@ service_section!(
 );
 
 service_section!(
-    /// The billboard service.
+    /// The billboard service (DESIGN §6).
     BillboardConfig, grpc = 50054, http = 8084,
     {
+        /// Share of members each policy serves, by policy name (`thompson`, `linucb`,
+        /// `epsilon_greedy`, `ucb1`, `uniform`); the shares sum to 1. The uniform slice
+        /// keeps replay evaluation valid.
+        policy_mix: BTreeMap<String, f64> = BTreeMap::from([
+            ("linucb".to_string(), 0.85),
+            ("thompson".to_string(), 0.10),
+            ("uniform".to_string(), 0.05),
+        ]),
+        /// Least probability of any candidate (bounds inverse-propensity weights).
+        exploration_floor: f64 = 0.0003,
+        /// A title with fewer outcomes than this is new...
+        new_title_impressions: u64 = 100,
+        /// ...and each of its (title, artwork) pairs gets at least this probability.
+        new_title_floor: f64 = 0.01,
+        /// Half-life of the statistics' exponential discount, by event time.
+        #[serde(with = "humantime_serde")]
+        half_life: Duration = Duration::from_secs(7 * 24 * 3600),
+        /// Context fields that make a bucket of the per-bucket bandits.
+        bucket_fields: Vec<String> = vec!["country".into(), "device".into(), "daypart".into()],
+        /// Width of LinUCB's confidence bonus, in standard deviations.
+        linucb_alpha: f64 = 0.2,
+        /// ε of the ε-greedy policy.
+        epsilon: f64 = 0.05,
+        /// Exploration constant of UCB1.
+        ucb_c: f64 = 0.2,
+        /// Pseudo-impressions of each level of the prior ladder.
+        prior_strength: f64 = 20.0,
+        /// Monte Carlo draws estimating Thompson sampling's pick probabilities.
+        thompson_draws: usize = 400,
         /// How long a member keeps seeing the same artwork for a title.
         #[serde(with = "humantime_serde")]
-        artwork_stickiness: Duration = Duration::from_secs(7 * 24 * 3600),
+        artwork_stickiness: Duration = Duration::from_secs(24 * 3600),
+        /// How often learned outcomes are saved, with the offsets, and reach the model.
+        #[serde(with = "humantime_serde")]
+        flush_interval: Duration = Duration::from_secs(1),
+        /// How often the catalog (titles, artworks, pool) is reloaded.
+        #[serde(with = "humantime_serde")]
+        catalog_refresh: Duration = Duration::from_secs(5),
         /// Consumer group that learns from outcomes.
         consumer_group: String = "nearline-billboard".into(),
+        /// Topic the outcomes are read from.
+        outcomes_topic: String = "nearline.outcomes.v1".into(),
         /// Address of the insights gRPC API, for cold-start priors.
         insights_url: String = "http://127.0.0.1:50053".into(),
     }
@@ -444,11 +482,55 @@ impl Config {
             "must not exceed attribution.attribution_window",
         );
         check(!self.insights.max_range.is_zero(), "insights.max_range", "must be positive");
+        self.billboard_problems(&mut check);
         check(
             self.auth.tokens.iter().all(|t| t.expose().len() >= 16),
             "auth.tokens",
             "every token must be at least 16 characters",
         );
         problems
+    }
+
+    fn billboard_problems(&self, check: &mut impl FnMut(bool, &str, &str)) {
+        const POLICIES: [&str; 5] = ["thompson", "linucb", "epsilon_greedy", "ucb1", "uniform"];
+        let b = &self.billboard;
+        for (name, share) in &b.policy_mix {
+            check(
+                POLICIES.contains(&name.as_str()),
+                &format!("billboard.policy_mix.{name}"),
+                "unknown policy; expected one of thompson, linucb, epsilon_greedy, ucb1, uniform",
+            );
+            check(
+                share.is_finite() && *share >= 0.0,
+                &format!("billboard.policy_mix.{name}"),
+                "must be a share in [0, 1]",
+            );
+        }
+        let total: f64 = b.policy_mix.values().sum();
+        check((total - 1.0).abs() < 1e-6, "billboard.policy_mix", "shares must sum to 1");
+        for name in &b.bucket_fields {
+            check(
+                ["country", "device", "daypart"].contains(&name.as_str()),
+                "billboard.bucket_fields",
+                "fields must be country, device or daypart",
+            );
+        }
+        let unit = |x: f64| x.is_finite() && (0.0..=1.0).contains(&x);
+        check(unit(b.exploration_floor), "billboard.exploration_floor", "must be in [0, 1]");
+        check(unit(b.new_title_floor), "billboard.new_title_floor", "must be in [0, 1]");
+        check(unit(b.epsilon), "billboard.epsilon", "must be in [0, 1]");
+        let positive = |x: f64| x.is_finite() && x >= 0.0;
+        check(positive(b.linucb_alpha), "billboard.linucb_alpha", "must be a non-negative number");
+        check(positive(b.ucb_c), "billboard.ucb_c", "must be a non-negative number");
+        check(
+            b.prior_strength.is_finite() && b.prior_strength > 0.0,
+            "billboard.prior_strength",
+            "must be positive",
+        );
+        check(b.thompson_draws >= 1, "billboard.thompson_draws", "must be at least 1");
+        check(!b.flush_interval.is_zero(), "billboard.flush_interval", "must be positive");
+        check(!b.catalog_refresh.is_zero(), "billboard.catalog_refresh", "must be positive");
+        check(!b.consumer_group.is_empty(), "billboard.consumer_group", "must not be empty");
+        check(!b.outcomes_topic.is_empty(), "billboard.outcomes_topic", "must not be empty");
     }
 }
