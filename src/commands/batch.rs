@@ -1,15 +1,14 @@
 //! `nearline backfill` and `nearline reconcile`: the join in batch over a bounded input.
 
-use std::io::Read as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use nearline_attribution::batch::{self, Difference, Range};
-use nearline_attribution::join::Input;
+use nearline_attribution::batch::{self, Range};
 use nearline_attribution::service;
-use nearline_attribution::worker::Topics;
+use nearline_attribution::store::{self, Difference};
+use nearline_attribution::topics::Topics;
 use nearline_runtime::Config;
 use nearline_storage::Database;
 
@@ -37,7 +36,7 @@ pub(crate) async fn reconcile(args: BatchArgs, config: &Config) -> anyhow::Resul
     let join = service::join_config(&config.attribution);
     let store = service::store(&config.attribution, database, &Topics::default());
     let stored = store.load_counts(args.from, args.to).await.context("reading stored counts")?;
-    let differences = batch::compare(&facts.counts(&join), &stored);
+    let differences = store::compare(&facts.counts(&join), &stored);
     if differences.is_empty() {
         println!("0 differences: every cell in the range matches the batch recount");
         return Ok(());
@@ -95,7 +94,7 @@ async fn recount(args: &BatchArgs, config: &Config) -> anyhow::Result<(Database,
     );
     let inputs = if args.input == "kafka" {
         if args.embedded {
-            bail!("--embedded needs --input DIR: the in-process log exists only inside `nearline serve`");
+            bail!("--embedded needs --input DIR: the embedded event log is opened only by `nearline serve`");
         }
         bar.set_message("reading topics");
         let log = backends::kafka(config)?;
@@ -109,62 +108,15 @@ async fn recount(args: &BatchArgs, config: &Config) -> anyhow::Result<(Database,
         }
         inputs
     } else {
-        read_directory(Path::new(&args.input), &bar, &config.ingest.default_region, range, &join)?
+        bar.set_message("reading files");
+        let region = &config.ingest.default_region;
+        batch::from_directory(Path::new(&args.input), region, range, &join, |read, total| {
+            bar.set_length(total);
+            bar.set_position(read);
+        })?
     };
     bar.finish_and_clear();
     eprintln!("joining {} input event(s) in batch", inputs.len());
     let facts = batch::run(join, range, inputs)?;
     Ok((database, facts))
-}
-
-/// Reads every `.ndjson` / `.ndjson.gz` file of `dir` (events in the ingest JSON shape).
-/// A malformed or invalid line fails the whole run, naming the file and line.
-fn read_directory(
-    dir: &Path,
-    bar: &ProgressBar,
-    default_region: &str,
-    range: Range,
-    join: &nearline_attribution::join::JoinConfig,
-) -> anyhow::Result<Vec<Input>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("--input {}: not a readable directory (nor `kafka`)", dir.display()))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| {
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            name.ends_with(".ndjson") || name.ends_with(".ndjson.gz")
-        })
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        bail!("--input {}: no .ndjson or .ndjson.gz files", dir.display());
-    }
-    bar.set_message("reading files");
-    bar.set_length(files.len() as u64);
-    let mut inputs = Vec::new();
-    let mut offset = 0i64;
-    for path in &files {
-        let mut body = Vec::new();
-        let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        if path.extension().is_some_and(|e| e == "gz") {
-            flate2::read::GzDecoder::new(file).read_to_end(&mut body)
-        } else {
-            std::io::BufReader::new(file).read_to_end(&mut body)
-        }
-        .with_context(|| format!("reading {}", path.display()))?;
-        let decoded = nearline_ingest::event::decode_ndjson(&body, default_region, usize::MAX)
-            .with_context(|| format!("{}", path.display()))?;
-        if let Some(violation) = decoded.violations.first() {
-            bail!("{}: {violation:?} ({} problem(s) in all)", path.display(), decoded.violations.len());
-        }
-        for event in decoded.events {
-            if let Some(input) = nearline_attribution::decode::from_event(event, offset)
-                && range.wants(join, input.event.event_time_ms())
-            {
-                inputs.push(input);
-            }
-            offset += 1;
-        }
-        bar.inc(1);
-    }
-    Ok(inputs)
 }

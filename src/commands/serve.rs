@@ -22,7 +22,8 @@ const ALL: [ServiceName; 4] =
 pub(crate) async fn serve(args: ServeArgs, config: Arc<Config>) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals().context("installing signal handlers")?;
-    let (database, log) = backends::open(&config, args.embedded).await?;
+    let backends = backends::open(&config, args.embedded).await?;
+    let (database, log) = (backends.database.clone(), Arc::clone(&backends.log));
 
     let services: Vec<ServiceName> = match args.service {
         ServiceName::All => ALL.to_vec(),
@@ -32,8 +33,13 @@ pub(crate) async fn serve(args: ServeArgs, config: Arc<Config>) -> anyhow::Resul
     let mut bound = Vec::new();
     for service in services {
         let server = server_config(&config, service);
-        let listeners =
-            Listeners::bind(&server).await.with_context(|| format!("starting {}", name(service)))?;
+        let listeners = match Listeners::bind(&server).await {
+            Ok(listeners) => listeners,
+            Err(error) => {
+                backends.close().await?;
+                return Err(anyhow::Error::from(error).context(format!("starting {}", name(service))));
+            }
+        };
         bound.push((service, listeners));
     }
     // The addresses go to stdout (logs go to stderr) so scripts and tests can read them.
@@ -56,6 +62,18 @@ pub(crate) async fn serve(args: ServeArgs, config: Arc<Config>) -> anyhow::Resul
             (config.clone(), database.clone(), log.clone(), shutdown.token());
         tasks.spawn(async move { (service, run(service, config, database, log, listeners, token).await) });
     }
+    // A failed embedded log accepts nothing more: stop everything, so the process exits
+    // with an error and a restart recovers from the files (as with a lost broker, the
+    // services alone cannot mend it).
+    let log_failure = backends.durable().cloned().map(|durable| {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let why = durable.failed().await;
+            tracing::error!(error = %why, "the embedded event log failed; stopping");
+            shutdown.trigger();
+            why
+        })
+    });
     let mut first_error = None;
     while let Some(joined) = tasks.join_next().await {
         let (service, result) = joined.context("a service task panicked")?;
@@ -65,9 +83,24 @@ pub(crate) async fn serve(args: ServeArgs, config: Arc<Config>) -> anyhow::Resul
             first_error.get_or_insert(error.context(format!("{} failed", name(service))));
         }
     }
-    match first_error {
-        Some(error) => Err(error),
-        None => Ok(()),
+    if let Some(watcher) = log_failure {
+        if watcher.is_finished() {
+            let why = watcher.await.context("the event log watcher panicked")?;
+            first_error.get_or_insert(anyhow::anyhow!(
+                "the embedded event log failed: {why}; restart to recover from its files"
+            ));
+        } else {
+            watcher.abort();
+        }
+    }
+    // Every service has stopped: ingest answered its last request (each acknowledged
+    // batch already on disk or in Kafka) and attribution flushed and committed. Only
+    // now is the log closed.
+    drop(log);
+    let closed = backends.close().await;
+    match (first_error, closed) {
+        (Some(error), _) => Err(error),
+        (None, closed) => closed,
     }
 }
 

@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use nearline_attribution::catalog::CatalogCache;
 use nearline_attribution::service;
-use nearline_attribution::worker::{self, StatusBoard, Topics, WorkerConfig};
+use nearline_attribution::status::StatusBoard;
+use nearline_attribution::topics::Topics;
+use nearline_attribution::worker::{self, WorkerConfig};
 use nearline_eventlog::kafka::{KafkaConfig, KafkaLog};
-use nearline_eventlog::{EventLog, OutgoingRecord, TopicSpec};
+use nearline_eventlog::{EventLog, OutgoingRecord, TopicPartition, TopicSpec};
 use nearline_proto::events::v1 as pb;
 use nearline_runtime::config::{AttributionConfig, DatabaseConfig, DatabaseUrl};
 use nearline_storage::Database;
@@ -98,6 +100,25 @@ fn peak_rss_mib() -> f64 {
     kib / 1024.0
 }
 
+/// Reads both input topics to their end with a group-less reader: the broker's own
+/// consume rate, for the ratio to the worker's. Returns the seconds it took.
+async fn read_everything(log: &dyn EventLog, topics: &Topics, events: usize) -> f64 {
+    let start = Instant::now();
+    let mut reader = log.reader().await.expect("reader");
+    for topic in [&topics.impressions, &topics.plays] {
+        for partition in 0..PARTITIONS {
+            reader.assign(&TopicPartition::new(topic.clone(), partition), 0).await.expect("assign");
+        }
+    }
+    let mut read = 0;
+    while read < events && start.elapsed() < LIMIT {
+        if reader.poll(Duration::from_millis(500)).await.expect("poll").is_some() {
+            read += 1;
+        }
+    }
+    start.elapsed().as_secs_f64()
+}
+
 #[tokio::main]
 async fn main() {
     let events: usize = std::env::var("EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
@@ -128,7 +149,13 @@ async fn main() {
     for chunk in records(&topics, events).chunks(20_000) {
         log.publish(chunk.to_vec()).await.expect("publish");
     }
-    println!("  published in {:.1} s", start.elapsed().as_secs_f64());
+    let publish_s = start.elapsed().as_secs_f64();
+    println!(
+        "  broker produce: {events} events in {publish_s:.1} s = {:.0} events/s",
+        events as f64 / publish_s
+    );
+    let consume_s = read_everything(log.as_ref(), &topics, events).await;
+    println!("  broker consume (a plain reader, no join): {:.0} events/s", events as f64 / consume_s);
 
     let attribution =
         AttributionConfig { consumer_group: format!("{name}.group"), ..AttributionConfig::default() };
@@ -149,6 +176,7 @@ async fn main() {
         CatalogCache::empty(),
         config.clone(),
         status.clone(),
+        nearline_runtime::Readiness::new(),
         stop.clone(),
     ));
     wait_stored(&store, events as i64).await;
@@ -207,6 +235,7 @@ async fn main() {
         CatalogCache::empty(),
         config,
         StatusBoard::default(),
+        nearline_runtime::Readiness::new(),
         stop.clone(),
     ));
     wait_stored(&store, events as i64 + i64::from(PARTITIONS)).await;

@@ -5,14 +5,16 @@
 //! else; `nearline reconcile` compares the batch's counts with the stored ones per cell.
 //! The input is sorted by event time before it is fed, so nothing in it is too late.
 
+mod files;
 mod read;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::join::{CellMember, Input, JoinConfig, JoinState, Outputs, UnattributedMember};
-use crate::store::Facts;
+use crate::store::{CellKey, Counts, Facts, UnattributedKey};
 use crate::{Error, Result};
 
+pub use files::from_directory;
 pub use read::from_log;
 
 /// The event-time range whose cells a batch settles: `[from_ms, to_ms)`, epoch-aligned.
@@ -112,20 +114,6 @@ pub fn run(config: JoinConfig, range: Range, mut inputs: Vec<Input>) -> Result<B
     })
 }
 
-/// A cell: (video_id, epoch_start_ms, country, device, canvas).
-pub type CellKey = (i64, i64, String, String, String);
-/// An unattributed slice: (video_id, epoch_start_ms, country, device).
-pub type UnattributedKey = (i64, i64, String, String);
-
-/// Counts per cell and per unattributed slice.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Counts {
-    /// (impressions, plays) per cell.
-    pub cells: BTreeMap<CellKey, (i64, i64)>,
-    /// Unattributed plays per slice.
-    pub unattributed: BTreeMap<UnattributedKey, i64>,
-}
-
 impl BatchFacts {
     /// Set sizes per cell, as the store would count them.
     pub fn counts(&self, config: &JoinConfig) -> Counts {
@@ -166,50 +154,4 @@ impl BatchFacts {
         counts.unattributed = unattributed.into_iter().map(|(k, s)| (k, s.len() as i64)).collect();
         counts
     }
-}
-
-/// One cell where the batch and the store disagree.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Difference {
-    /// A cell's (impressions, plays).
-    Cell {
-        /// The cell.
-        key: CellKey,
-        /// Recomputed in batch.
-        batch: (i64, i64),
-        /// As stored.
-        stored: (i64, i64),
-    },
-    /// An unattributed slice's plays.
-    Unattributed {
-        /// The slice.
-        key: UnattributedKey,
-        /// Recomputed in batch.
-        batch: i64,
-        /// As stored.
-        stored: i64,
-    },
-}
-
-/// Every cell whose batch and stored counts differ (a missing cell counts as zeros).
-pub fn compare(batch: &Counts, stored: &Counts) -> Vec<Difference> {
-    let mut differences = Vec::new();
-    let keys: BTreeSet<&CellKey> = batch.cells.keys().chain(stored.cells.keys()).collect();
-    for key in keys {
-        let b = batch.cells.get(key).copied().unwrap_or_default();
-        let s = stored.cells.get(key).copied().unwrap_or_default();
-        if b != s {
-            differences.push(Difference::Cell { key: key.clone(), batch: b, stored: s });
-        }
-    }
-    let keys: BTreeSet<&UnattributedKey> =
-        batch.unattributed.keys().chain(stored.unattributed.keys()).collect();
-    for key in keys {
-        let b = batch.unattributed.get(key).copied().unwrap_or_default();
-        let s = stored.unattributed.get(key).copied().unwrap_or_default();
-        if b != s {
-            differences.push(Difference::Unattributed { key: key.clone(), batch: b, stored: s });
-        }
-    }
-    differences
 }

@@ -4,11 +4,14 @@ use std::sync::Arc;
 
 use nearline_eventlog::{EventLog, TopicPartition};
 use nearline_proto::attribution::v1 as pb;
+use nearline_storage::progress;
 use tonic::{Request, Response, Status};
 
+use crate::Error;
 use crate::metrics as m;
+use crate::status::StatusBoard;
 use crate::store::Store;
-use crate::worker::{StatusBoard, Topics};
+use crate::topics::Topics;
 
 /// The gRPC API of attribution.
 #[derive(Debug, Clone)]
@@ -31,12 +34,10 @@ impl pb::attribution_service_server::AttributionService for AttributionApi {
         &self,
         _request: Request<pb::GetProgressRequest>,
     ) -> Result<Response<pb::GetProgressResponse>, Status> {
-        let stored = self.store.load_all().await.map_err(|error| {
-            tracing::error!(%error, "reading partition progress failed");
-            Status::unavailable("partition progress is unavailable right now")
-        })?;
+        let stored = self.store.load_all().await.map_err(Error::Database)?;
         let live = self.status.snapshot();
         let mut partitions = Vec::with_capacity(stored.len());
+        let mut watermarks = Vec::with_capacity(2 * stored.len());
         for progress in stored {
             let committed_impressions = progress.impressions.map_or(0, |s| s.committed);
             let committed_plays = progress.plays.map_or(0, |s| s.committed);
@@ -51,17 +52,22 @@ impl pb::attribution_service_server::AttributionService for AttributionApi {
             }
             m::lag(progress.partition, lag);
             let state = live.get(&progress.partition).copied().unwrap_or_default();
+            let impressions_watermark_ms = progress.impressions.and_then(|s| s.watermark_ms);
+            let plays_watermark_ms = progress.plays.and_then(|s| s.watermark_ms);
+            watermarks.extend([impressions_watermark_ms, plays_watermark_ms]);
             partitions.push(pb::PartitionProgress {
                 partition: progress.partition,
-                watermark_ms: progress.watermark_ms,
+                watermark_ms: impressions_watermark_ms.min(plays_watermark_ms).unwrap_or(0),
+                impressions_watermark_ms,
+                plays_watermark_ms,
                 committed_offset: committed_impressions,
                 lag,
                 state_entries: state.state_entries,
                 state_bytes: state.state_bytes,
             });
         }
-        let complete_until_ms =
-            partitions.iter().map(|p| p.watermark_ms).min().map_or(0, |w| w - self.allowed_lateness_ms);
+        let stored = watermarks.into_iter().map(|wm| wm.unwrap_or(progress::NO_WATERMARK));
+        let complete_until_ms = progress::complete_until_ms(stored, self.allowed_lateness_ms);
         Ok(Response::new(pb::GetProgressResponse { partitions, complete_until_ms }))
     }
 }

@@ -10,13 +10,15 @@
 
 pub mod batch;
 pub mod catalog;
-pub mod decode;
 pub mod error;
 pub mod grpc;
 pub mod join;
 pub mod metrics;
 pub mod service;
+pub mod status;
 pub mod store;
+pub mod topics;
+pub mod wire;
 pub mod worker;
 
 pub use error::{Error, Result};

@@ -6,7 +6,7 @@ use std::time::Duration;
 use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 
 use crate::join::{Outputs, Source};
-use crate::worker::PartitionStatus;
+use crate::status::PartitionStatus;
 
 /// Registers descriptions; call once at start.
 pub fn describe() {
@@ -50,7 +50,7 @@ pub fn describe() {
     describe_gauge!(
         "nearline_attribution_watermark_ms",
         Unit::Milliseconds,
-        "Largest event time seen, by partition."
+        "Largest event time read, by partition and topic (source)."
     );
     describe_gauge!("nearline_attribution_lag", Unit::Count, "Records not yet processed, by partition.");
     describe_counter!(
@@ -108,7 +108,12 @@ pub(crate) fn partition_status(partition: i32, status: &PartitionStatus) {
     let p = partition.to_string();
     gauge!("nearline_attribution_state_entries", "partition" => p.clone()).set(status.state_entries as f64);
     gauge!("nearline_attribution_state_bytes", "partition" => p.clone()).set(status.state_bytes as f64);
-    gauge!("nearline_attribution_watermark_ms", "partition" => p).set(status.watermark_ms as f64);
+    for source in [Source::Impressions, Source::Plays] {
+        if let Some(wm) = status.watermarks.get(source) {
+            let labels = [("partition", p.clone()), ("source", source_label(source).to_owned())];
+            gauge!("nearline_attribution_watermark_ms", &labels).set(wm as f64);
+        }
+    }
 }
 
 pub(crate) fn lag(partition: i32, lag: i64) {

@@ -14,8 +14,10 @@ use tokio_util::sync::CancellationToken;
 use crate::catalog::CatalogCache;
 use crate::grpc::AttributionApi;
 use crate::join::JoinConfig;
+use crate::status::StatusBoard;
 use crate::store::{ProgressKey, Store};
-use crate::worker::{self, StatusBoard, Topics, WorkerConfig};
+use crate::topics::Topics;
+use crate::worker::{self, WorkerConfig};
 use crate::{Error, Result};
 
 fn millis(duration: std::time::Duration) -> i64 {
@@ -108,17 +110,19 @@ pub async fn run(
 
     let stop = shutdown.child_token();
     tokio::spawn(catalog.clone().keep_fresh(database, config.attribution.catalog_refresh, stop.clone()));
+    // Ready only once the worker owns its partitions with their state replayed, and not
+    // while it cannot write (the worker keeps it up to date).
+    let readiness = Readiness::new();
     let worker = {
-        let stop = stop.clone();
+        let (stop, readiness) = (stop.clone(), readiness.clone());
         tokio::spawn(async move {
-            let result = worker::run(log, store, catalog, worker_config, status, stop.clone()).await;
+            let result =
+                worker::run(log, store, catalog, worker_config, status, readiness, stop.clone()).await;
             // A failed worker takes the service down so the orchestrator restarts it.
             stop.cancel();
             result
         })
     };
-    let readiness = Readiness::new();
-    readiness.set_ready();
     tracing::info!(partitions, "attribution started");
     let served = server::serve(apis, listeners, &config.attribution.server(), readiness, stop.clone()).await;
     stop.cancel();

@@ -6,10 +6,14 @@
 //! The partition progress written in the same transaction is what recovery replays from
 //! (DESIGN §4), so facts and the offsets that produced them can never disagree.
 
+mod counts;
 mod postgres;
 mod sqlite;
 
+pub use counts::{CellKey, Counts, Difference, UnattributedKey, compare};
+
 use nearline_storage::Database;
+use nearline_storage::progress::NO_WATERMARK;
 
 use crate::join::{CellMember, UnattributedMember};
 
@@ -20,6 +24,8 @@ pub struct SourceProgress {
     pub committed: i64,
     /// Oldest offset whose event the in-memory state still needs; replay starts here.
     pub oldest_needed: i64,
+    /// Largest event time read from this topic partition, if any.
+    pub watermark_ms: Option<i64>,
 }
 
 /// The progress of one partition number across the impressions and plays topics.
@@ -31,8 +37,6 @@ pub struct PartitionProgress {
     pub impressions: Option<SourceProgress>,
     /// The plays topic partition.
     pub plays: Option<SourceProgress>,
-    /// Largest event time seen on the partition.
-    pub watermark_ms: i64,
 }
 
 /// Facts to write, borrowed from the join's outputs.
@@ -143,7 +147,7 @@ impl Store {
 impl Store {
     /// Stored counts of the cells and unattributed slices whose epoch starts in
     /// `[from_ms, to_ms)`.
-    pub async fn load_counts(&self, from_ms: i64, to_ms: i64) -> Result<crate::batch::Counts, sqlx::Error> {
+    pub async fn load_counts(&self, from_ms: i64, to_ms: i64) -> Result<Counts, sqlx::Error> {
         type CellRow = (i64, i64, String, String, String, i64, i64);
         type UnattributedRow = (i64, i64, String, String, i64);
         const CELLS_PG: &str = "SELECT video_id, epoch_start_ms, country, device, canvas, impressions, plays \
@@ -164,7 +168,7 @@ impl Store {
                 sqlx::query_as(UNATTRIBUTED_SQLITE).bind(from_ms).bind(to_ms).fetch_all(pool).await?,
             ),
         };
-        Ok(crate::batch::Counts {
+        Ok(Counts {
             cells: cells.into_iter().map(|(v, e, c, d, k, i, p)| ((v, e, c, d, k), (i, p))).collect(),
             unattributed: unattributed.into_iter().map(|(v, e, c, d, p)| ((v, e, c, d), p)).collect(),
         })
@@ -179,16 +183,15 @@ fn progress_from_rows(
     if rows.is_empty() {
         return None;
     }
-    let mut progress =
-        PartitionProgress { partition, impressions: None, plays: None, watermark_ms: i64::MIN };
+    let mut progress = PartitionProgress { partition, impressions: None, plays: None };
     for (topic, committed, oldest_needed, watermark_ms) in rows {
-        let source = Some(SourceProgress { committed, oldest_needed });
+        let watermark_ms = (watermark_ms != NO_WATERMARK).then_some(watermark_ms);
+        let source = Some(SourceProgress { committed, oldest_needed, watermark_ms });
         if topic == key.impressions_topic {
             progress.impressions = source;
         } else {
             progress.plays = source;
         }
-        progress.watermark_ms = progress.watermark_ms.max(watermark_ms);
     }
     Some(progress)
 }
@@ -201,6 +204,8 @@ fn progress_rows<'a>(
     progress.iter().flat_map(move |p| {
         [(key.impressions_topic.as_str(), p.impressions), (key.plays_topic.as_str(), p.plays)]
             .into_iter()
-            .filter_map(move |(topic, source)| source.map(|s| (topic, p.partition, s, p.watermark_ms)))
+            .filter_map(move |(topic, source)| {
+                source.map(|s| (topic, p.partition, s, s.watermark_ms.unwrap_or(NO_WATERMARK)))
+            })
     })
 }

@@ -8,54 +8,33 @@
 //! transaction, and only then commits the impressions offsets to Kafka (DESIGN §4).
 //! A restart rebuilds state by replaying from the oldest offsets the state still needed.
 //!
-//! A partition's watermark spans both topics (DESIGN §3), so neither topic may be read
-//! far ahead of the other in event time, or the lagging one's events would look too
-//! late; this matters when catching up on a backlog, where the broker hands out one
-//! topic's partition hours ahead of the other's. The worker therefore paces each
-//! partition: the topic that runs more than a quarter of the allowed lateness ahead is
-//! paused until the other catches up or has nothing more to read.
+//! Each topic is judged against its own watermark (DESIGN §3), so the counts never
+//! depend on how the two topics happen to be interleaved. Pacing still matters for
+//! memory: when catching up on a backlog the broker hands out one topic's partition
+//! hours ahead of the other's, and state waiting on the lagging topic's watermark would
+//! pile up. The worker therefore paces each partition: the topic that runs more than a
+//! quarter of the allowed lateness ahead is paused until the other catches up or has
+//! nothing more to read. Correctness never relies on it.
 
 mod partition;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nearline_eventlog::{Consumer, ConsumerEvent, EventLog, Reader, Record, TopicPartition};
+use nearline_runtime::Readiness;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::CatalogCache;
-use crate::decode;
 use crate::join::{JoinConfig, Outputs, Source};
 use crate::metrics as m;
+use crate::status::{PartitionStatus, StatusBoard};
 use crate::store::{Facts, Store};
+use crate::topics::Topics;
+use crate::wire;
 use crate::{Error, Result};
 use partition::{PartitionJob, other};
-
-/// Topic names the worker reads and writes.
-#[derive(Debug, Clone)]
-pub struct Topics {
-    /// Impressions (group-consumed).
-    pub impressions: String,
-    /// Plays (read per owned partition).
-    pub plays: String,
-    /// Bandit rewards.
-    pub outcomes: String,
-    /// Too-late events.
-    pub late: String,
-}
-
-impl Default for Topics {
-    fn default() -> Self {
-        use nearline_eventlog::topics;
-        Self {
-            impressions: topics::IMPRESSIONS.into(),
-            plays: topics::PLAYS.into(),
-            outcomes: topics::OUTCOMES.into(),
-            late: topics::LATE.into(),
-        }
-    }
-}
 
 /// Settings of the streaming worker.
 #[derive(Debug, Clone)]
@@ -72,48 +51,17 @@ pub struct WorkerConfig {
     pub max_batch_inputs: usize,
 }
 
-/// What a partition owned by this process looks like now, for `GetProgress`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PartitionStatus {
-    /// Largest event time seen.
-    pub watermark_ms: i64,
-    /// Next impressions offset to process.
-    pub committed_impressions: i64,
-    /// Next plays offset to process.
-    pub committed_plays: i64,
-    /// Retained events.
-    pub state_entries: u64,
-    /// Approximate bytes of join state.
-    pub state_bytes: u64,
-}
-
-/// Live status of the partitions this process owns.
-#[derive(Debug, Clone, Default)]
-pub struct StatusBoard(Arc<Mutex<BTreeMap<i32, PartitionStatus>>>);
-
-impl StatusBoard {
-    /// A copy of the current statuses.
-    pub fn snapshot(&self) -> BTreeMap<i32, PartitionStatus> {
-        self.0.lock().expect("status lock").clone()
-    }
-
-    fn set(&self, partition: i32, status: PartitionStatus) {
-        self.0.lock().expect("status lock").insert(partition, status);
-    }
-
-    fn remove(&self, partition: i32) {
-        self.0.lock().expect("status lock").remove(&partition);
-    }
-}
-
 /// Runs the streaming join until `shutdown`, then writes and commits what it has.
-/// Outcomes are enriched from `catalog`.
+/// Outcomes are enriched from `catalog`. `readiness` says whether the worker is doing
+/// its job: ready once it owns its partitions with their state rebuilt (or owned none
+/// for [`STANDBY_READY_AFTER`]), not ready while it cannot write its effects.
 pub async fn run(
     log: Arc<dyn EventLog>,
     store: Store,
     catalog: CatalogCache,
     config: WorkerConfig,
     status: StatusBoard,
+    readiness: Readiness,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let consumer = log.subscribe(&config.group, &[config.topics.impressions.as_str()]).await?;
@@ -128,6 +76,9 @@ pub async fn run(
         jobs: BTreeMap::new(),
         status,
         outputs: Outputs::default(),
+        dead_letters: Vec::new(),
+        health: Health::new(readiness),
+        shutdown: shutdown.clone(),
     };
     let result = worker.run(&shutdown).await;
     // Leave the group even after an error, so the partitions move on at once.
@@ -148,9 +99,46 @@ struct Worker {
     jobs: BTreeMap<i32, PartitionJob>,
     status: StatusBoard,
     outputs: Outputs,
+    /// Records the join could not use, for the late topic with the next write.
+    dead_letters: Vec<nearline_eventlog::OutgoingRecord>,
+    health: Health,
+    shutdown: CancellationToken,
 }
 
-/// How far in event time one topic of a partition may be read ahead of the other.
+/// A member of a group with more members than partitions never gets an assignment;
+/// it counts as ready (a standby) once it has waited this long for one.
+pub const STANDBY_READY_AFTER: Duration = Duration::from_secs(30);
+
+/// What readiness is made of, updated as the worker goes.
+struct Health {
+    readiness: Readiness,
+    started: Instant,
+    assigned_once: bool,
+    writes_failing: bool,
+}
+
+impl Health {
+    fn new(readiness: Readiness) -> Self {
+        readiness.set_not_ready();
+        Self { readiness, started: Instant::now(), assigned_once: false, writes_failing: false }
+    }
+
+    fn update(&self, jobs: &BTreeMap<i32, PartitionJob>) {
+        let joined = self.assigned_once || self.started.elapsed() >= STANDBY_READY_AFTER;
+        let ready = joined && !self.writes_failing && jobs.values().all(|job| !job.is_replaying());
+        if ready != self.readiness.is_ready() {
+            if ready {
+                self.readiness.set_ready();
+            } else {
+                self.readiness.set_not_ready();
+            }
+            tracing::info!(ready, "attribution readiness changed");
+        }
+    }
+}
+
+/// How far in event time one topic of a partition may be read ahead of the other
+/// (a bound on memory, not on correctness).
 fn pacing_slack_ms(config: &WorkerConfig) -> i64 {
     config.join.allowed_lateness_ms / 4
 }
@@ -192,6 +180,7 @@ impl Worker {
                 self.write().await?;
                 last_write = Instant::now();
             }
+            self.health.update(&self.jobs);
             if read + plays == 0 {
                 tokio::select! {
                     () = shutdown.cancelled() => {}
@@ -215,6 +204,7 @@ impl Worker {
                 self.pause_if_ahead(partition, Source::Impressions).await?;
             }
             ConsumerEvent::Assigned(partitions) => {
+                self.health.assigned_once = true;
                 let impressions = self.config.topics.impressions.clone();
                 for tp in partitions.into_iter().filter(|tp| tp.topic == impressions) {
                     self.take(tp.partition).await?;
@@ -356,11 +346,20 @@ impl Worker {
             return;
         };
         m::event_read(source);
-        let input = match decode::input(&record, source) {
+        let input = match wire::input(&record, source) {
             Ok(input) => Some(input),
             Err(error) => {
+                // One bad record must not stop counting: it goes to the late topic with
+                // why and its bytes, and its offset is passed like any other.
                 m::undecodable(source);
-                tracing::warn!(%error, "skipping undecodable record");
+                if !job.is_replayed(source, record.offset) {
+                    tracing::warn!(%error, "undecodable record sent to the late topic");
+                    self.dead_letters.push(wire::dead_letter_record(
+                        &self.config.topics.late,
+                        &record,
+                        &error,
+                    ));
+                }
                 None
             }
         };
@@ -375,7 +374,7 @@ impl Worker {
         }
         let progress: Vec<_> =
             self.jobs.values().filter(|j| j.dirty).filter_map(PartitionJob::progress).collect();
-        if self.outputs.is_empty() && progress.is_empty() {
+        if self.outputs.is_empty() && progress.is_empty() && self.dead_letters.is_empty() {
             return Ok(());
         }
 
@@ -385,13 +384,15 @@ impl Worker {
             .outputs
             .outcomes
             .iter()
-            .map(|o| {
-                decode::outcome_record(&self.config.topics.outcomes, o, self.catalog.get(o.cell.video_id))
-            })
+            .map(|o| wire::outcome_record(&self.config.topics.outcomes, o, self.catalog.get(o.cell.video_id)))
             .collect();
-        records.extend(self.outputs.late.iter().map(|l| decode::late_record(&self.config.topics.late, l)));
+        records.extend(self.outputs.late.iter().map(|l| wire::late_record(&self.config.topics.late, l)));
+        records.append(&mut self.dead_letters);
+        let (log, store) = (&self.log, &self.store);
         if !records.is_empty() {
-            self.log.publish(records).await?;
+            let publish = || async { log.publish(records.clone()).await.map(drop).map_err(Error::from) };
+            retrying("publishing outcomes and late events", &mut self.health, &self.shutdown, publish)
+                .await?;
         }
 
         let facts = Facts {
@@ -400,7 +401,8 @@ impl Worker {
             unattributed: &self.outputs.unattributed,
             retract_unattributed: false,
         };
-        store_with_retry(&self.store, facts, &progress).await?;
+        let write = || async { store.write(facts, &progress).await.map_err(Error::Database) };
+        retrying("writing counts and progress", &mut self.health, &self.shutdown, write).await?;
         m::outputs_written(&self.outputs);
 
         let commits: Vec<_> = progress
@@ -422,7 +424,7 @@ impl Worker {
             job.dirty = false;
             let state = job.state();
             let status = PartitionStatus {
-                watermark_ms: state.watermark_ms().unwrap_or(0),
+                watermarks: state.watermarks(),
                 committed_impressions: job.next_offset(Source::Impressions),
                 committed_plays: job.next_offset(Source::Plays),
                 state_entries: state.state_entries() as u64,
@@ -437,32 +439,80 @@ impl Worker {
     }
 }
 
-/// Writes, retrying what a concurrent writer can cause (deadlocks, busy SQLite).
-async fn store_with_retry(
-    store: &Store,
-    facts: Facts<'_>,
-    progress: &[crate::store::PartitionProgress],
-) -> Result<()> {
-    let mut attempt = 0;
+/// Runs `attempt` until it succeeds, retrying with backoff (up to 5 s) while it fails
+/// in a way that can pass: a deadlock or busy database, a database or broker that is
+/// down or restarting. Meanwhile the worker reads nothing new and says it is not ready;
+/// nothing is lost, as offsets move only after the write. Gives up on a permanent error,
+/// or when `shutdown` comes first (the next owner replays what was not written).
+async fn retrying<F, Fut>(
+    what: &str,
+    health: &mut Health,
+    shutdown: &CancellationToken,
+    mut attempt: F,
+) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let mut failures: u32 = 0;
     loop {
-        match store.write(facts, progress).await {
-            Ok(()) => return Ok(()),
-            Err(error) if attempt < 5 && is_transient(&error) => {
-                attempt += 1;
-                tracing::warn!(%error, attempt, "retrying the write");
-                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+        let error = match attempt().await {
+            Ok(()) => {
+                if failures > 0 {
+                    tracing::info!(failures, "{what} succeeded again");
+                    health.writes_failing = false;
+                }
+                return Ok(());
             }
-            Err(error) => return Err(Error::Database(error)),
+            Err(error) if is_transient(&error) => error,
+            Err(error) => return Err(error),
+        };
+        failures += 1;
+        // A lock conflict passes in milliseconds; anything else (the database or broker
+        // unreachable) means the worker is not doing its job until it passes.
+        if failures >= 3 || !is_lock_conflict(&error) {
+            health.writes_failing = true;
+            health.readiness.set_not_ready();
+        }
+        let backoff =
+            Duration::from_millis(50u64.saturating_mul(1 << failures.min(7))).min(Duration::from_secs(5));
+        tracing::warn!(%error, failures, retry_in = ?backoff, "{what} failed; retrying");
+        tokio::select! {
+            () = shutdown.cancelled() => {
+                return Err(error);
+            }
+            () = tokio::time::sleep(backoff) => {}
         }
     }
 }
 
-fn is_transient(error: &sqlx::Error) -> bool {
+/// Whether an error can pass by itself, so the write is worth retrying.
+fn is_transient(error: &Error) -> bool {
     match error {
-        sqlx::Error::Database(db) => {
-            matches!(db.code().as_deref(), Some("40P01" | "40001" | "55P03" | "5" | "6"))
+        Error::Database(error) => is_transient_database(error),
+        Error::EventLog(error) => {
+            matches!(error, nearline_eventlog::Error::Unavailable(_) | nearline_eventlog::Error::Other(_))
         }
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => true,
+        _ => false,
+    }
+}
+
+/// Deadlock, serialization failure, lock not available; SQLite busy or locked.
+fn is_lock_conflict(error: &Error) -> bool {
+    let Error::Database(sqlx::Error::Database(db)) = error else { return false };
+    db.code().is_some_and(|code| matches!(code.as_ref(), "40P01" | "40001" | "55P03" | "5" | "6"))
+}
+
+fn is_transient_database(error: &sqlx::Error) -> bool {
+    match error {
+        // Deadlock, serialization failure, lock not available; SQLite busy or locked;
+        // Postgres going away: admin or crash shutdown, cannot connect now, and the
+        // connection exceptions (class 08).
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            matches!(code.as_ref(), "40P01" | "40001" | "55P03" | "5" | "6" | "57P01" | "57P02" | "57P03")
+                || code.starts_with("08")
+        }),
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
         _ => false,
     }
 }

@@ -10,13 +10,18 @@
 //! 3. overload: many more clients than the in-flight budget admits; 200s and 429s, and
 //!    the process's peak RSS (VmHWM) during the phase;
 //! 4. HTTP again with producer tuning (lz4, linger 20 ms) through `KafkaConfig::extra`;
-//! 5. HTTP into the in-process log: the service's own ceiling without a broker (last,
-//!    since that log keeps every event in this process's memory).
+//! 5. HTTP into the embedded durable log (segment files in a temporary directory, every
+//!    200 after the group commit's `fdatasync`), with 8 and with 32 clients;
+//! 6. HTTP into the in-process log: the service's own ceiling without a broker or a
+//!    disk (last, since that log keeps every event in this process's memory).
+//!
+//! `NEARLINE_BENCH_EMBEDDED_ONLY=1` runs only phases 5 and 6 (no broker needed).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use nearline_eventlog::durable::{DurableLog, DurableOptions};
 use nearline_eventlog::kafka::{KafkaConfig, KafkaLog};
 use nearline_eventlog::{EventLog, TopicSpec};
 use nearline_ingest::Topics;
@@ -38,6 +43,55 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn bench() -> anyhow::Result<()> {
+    let topics = Topics {
+        impressions: nearline_testkit::unique_name("bench_impressions"),
+        plays: nearline_testkit::unique_name("bench_plays"),
+    };
+    let specs: Vec<TopicSpec> = [&topics.impressions, &topics.plays]
+        .into_iter()
+        .map(|name| TopicSpec { name: name.clone(), partitions: 4, replication: 1 })
+        .collect();
+    let body = Arc::new(json_body());
+    if std::env::var_os("NEARLINE_BENCH_EMBEDDED_ONLY").is_none() {
+        kafka_phases(&topics, &specs, &body).await?;
+    }
+
+    // The embedded deployment's durable log.
+    for clients in [8, 32] {
+        let dir = std::env::temp_dir().join(nearline_testkit::unique_name("ingest_bench_log"));
+        let durable = DurableLog::open(DurableOptions::new(&dir))?;
+        durable.create_topics(&specs).await?;
+        let (http, _grpc, shutdown) =
+            start(Config::default(), Arc::new(durable.clone()), topics.clone()).await?;
+        reset_peak_rss();
+        let (events, elapsed, _, _) = http_phase(&http, &body, clients, PHASE).await;
+        println!(
+            "HTTP JSON, durable embedded log: {:>9.0} events/s  ({events} events in {elapsed:.1?}, {clients} clients; peak RSS {} MiB)",
+            events as f64 / elapsed.as_secs_f64(),
+            peak_rss_kib() / 1024
+        );
+        shutdown.cancel();
+        durable.close().await?;
+        std::fs::remove_dir_all(dir)?;
+    }
+
+    // The service alone, into the in-process log: what ingest costs without a broker.
+    let memory: Arc<dyn EventLog> = Arc::new(nearline_eventlog::memory::MemoryLog::new());
+    memory.create_topics(&specs).await?;
+    let (http, _grpc, shutdown) = start(Config::default(), memory, topics.clone()).await?;
+    reset_peak_rss();
+    let (events, elapsed, _, _) = http_phase(&http, &body, 8, PHASE / 2).await;
+    println!(
+        "HTTP JSON, in-process log: {:>9.0} events/s  ({events} events in {elapsed:.1?}, 8 clients; peak RSS {} MiB)",
+        events as f64 / elapsed.as_secs_f64(),
+        peak_rss_kib() / 1024
+    );
+    shutdown.cancel();
+    Ok(())
+}
+
+/// Phases 1 to 4, against a Kafka-protocol broker.
+async fn kafka_phases(topics: &Topics, specs: &[TopicSpec], body: &Arc<Vec<u8>>) -> anyhow::Result<()> {
     let mut own_broker = None;
     let bootstrap = match std::env::var("NEARLINE_TEST_KAFKA") {
         Ok(address) => address,
@@ -55,22 +109,12 @@ async fn bench() -> anyhow::Result<()> {
     kafka.client_id = "nearline-ingest-bench".into();
     kafka.timeout = Duration::from_secs(10);
     let log: Arc<dyn EventLog> = Arc::new(KafkaLog::connect(kafka)?);
-    let topics = Topics {
-        impressions: nearline_testkit::unique_name("bench_impressions"),
-        plays: nearline_testkit::unique_name("bench_plays"),
-    };
-    let specs: Vec<TopicSpec> = [&topics.impressions, &topics.plays]
-        .into_iter()
-        .map(|name| TopicSpec { name: name.clone(), partitions: 4, replication: 1 })
-        .collect();
-    log.create_topics(&specs).await?;
-
-    let body = Arc::new(json_body());
+    log.create_topics(specs).await?;
 
     let (http, grpc, shutdown) = start(Config::default(), Arc::clone(&log), topics.clone()).await?;
 
     reset_peak_rss();
-    let (events, elapsed, _, _) = http_phase(&http, &body, 8, PHASE).await;
+    let (events, elapsed, _, _) = http_phase(&http, body, 8, PHASE).await;
     println!(
         "HTTP JSON, Kafka:          {:>9.0} events/s  ({events} events in {elapsed:.1?}, 8 clients; peak RSS {} MiB)",
         events as f64 / elapsed.as_secs_f64(),
@@ -91,7 +135,7 @@ async fn bench() -> anyhow::Result<()> {
     config.ingest.max_in_flight_events = 5_000;
     let (http, _grpc, shutdown) = start(config, Arc::clone(&log), topics.clone()).await?;
     reset_peak_rss();
-    let (events, elapsed, ok, refused) = http_phase(&http, &body, 64, PHASE).await;
+    let (events, elapsed, ok, refused) = http_phase(&http, body, 64, PHASE).await;
     println!(
         "overload, Kafka:           {:>9.0} events/s accepted ({ok} x 200, {refused} x 429 in {elapsed:.1?}, 64 clients, budget 5000 events); peak RSS {} MiB",
         events as f64 / elapsed.as_secs_f64(),
@@ -107,22 +151,9 @@ async fn bench() -> anyhow::Result<()> {
     let tuned: Arc<dyn EventLog> = Arc::new(KafkaLog::connect(kafka)?);
     let (http, _grpc, shutdown) = start(Config::default(), tuned, topics.clone()).await?;
     reset_peak_rss();
-    let (events, elapsed, _, _) = http_phase(&http, &body, 8, PHASE).await;
+    let (events, elapsed, _, _) = http_phase(&http, body, 8, PHASE).await;
     println!(
         "HTTP JSON, Kafka lz4+linger 20ms: {:>9.0} events/s  ({events} events in {elapsed:.1?}, 8 clients; peak RSS {} MiB)",
-        events as f64 / elapsed.as_secs_f64(),
-        peak_rss_kib() / 1024
-    );
-    shutdown.cancel();
-
-    // The service alone, into the in-process log: what ingest costs without a broker.
-    let memory: Arc<dyn EventLog> = Arc::new(nearline_eventlog::memory::MemoryLog::new());
-    memory.create_topics(&specs).await?;
-    let (http, _grpc, shutdown) = start(Config::default(), memory, topics.clone()).await?;
-    reset_peak_rss();
-    let (events, elapsed, _, _) = http_phase(&http, &body, 8, PHASE / 2).await;
-    println!(
-        "HTTP JSON, in-process log: {:>9.0} events/s  ({events} events in {elapsed:.1?}, 8 clients; peak RSS {} MiB)",
         events as f64 / elapsed.as_secs_f64(),
         peak_rss_kib() / 1024
     );

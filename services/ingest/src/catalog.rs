@@ -10,6 +10,12 @@ use serde_json::{Map, Value};
 use crate::error::{ApiError, FieldError};
 use crate::validate;
 
+/// Earliest accepted launch time: 1900-01-01T00:00:00Z, in ms since the Unix epoch.
+pub const EARLIEST_LAUNCH_MS: i64 = -2_208_988_800_000;
+/// Latest accepted launch time: 2199-12-31T23:59:59.999Z (every answer can print it as
+/// an RFC 3339 time, and none is a sentinel like i64::MAX).
+pub const LATEST_LAUNCH_MS: i64 = 7_258_118_399_999;
+
 /// Most characters of a title.
 pub const MAX_TITLE_CHARS: usize = 512;
 /// Most genres of one title.
@@ -92,6 +98,8 @@ impl Video {
                         "title",
                         format!("must be 1..={MAX_TITLE_CHARS} characters, not blank; got {chars}"),
                     );
+                } else if let Err(reason) = crate::validate::printable(&title) {
+                    fail("title", reason);
                 }
                 title
             }
@@ -146,7 +154,8 @@ impl Video {
                     None
                 }
             },
-            Some(value) => value.as_i64().map(Some).unwrap_or_else(|| {
+            // JSON does not tell 5 from 5.0; a whole number written either way is one.
+            Some(value) => value.as_i64().or_else(|| whole_number(&value)).map(Some).unwrap_or_else(|| {
                 fail(
                     "launch_at",
                     "must be an RFC 3339 time or integer milliseconds since the Unix epoch".into(),
@@ -154,6 +163,16 @@ impl Video {
                 None
             }),
         };
+        let launch_at_ms = launch_at_ms.filter(|&ms| {
+            let sane = (EARLIEST_LAUNCH_MS..=LATEST_LAUNCH_MS).contains(&ms);
+            if !sane {
+                fail(
+                    "launch_at",
+                    format!("must be between 1900-01-01 and 2199-12-31 (ms {EARLIEST_LAUNCH_MS}..={LATEST_LAUNCH_MS}), got {ms}"),
+                );
+            }
+            sane
+        });
         for key in map.keys() {
             fail(key, "is not a field of a video".into());
         }
@@ -261,5 +280,42 @@ impl Catalog {
             genres: serde_json::from_str(&genres).unwrap_or_default(),
             launch_at_ms,
         }))
+    }
+}
+
+/// A JSON number with no fraction that fits in i64 (`-605253.0`), as i64.
+fn whole_number(value: &Value) -> Option<i64> {
+    let f = value.as_f64()?;
+    // `i64::MAX as f64` rounds up to 2^63, which does not fit: compare strictly.
+    (f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64).then_some(f as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{LATEST_LAUNCH_MS, Video};
+
+    fn launch_error(launch_at: serde_json::Value) -> Option<String> {
+        let body = json!({"title": "T", "kind": "movie", "launch_at": launch_at});
+        Video::from_json(1, body).err().map(|errors| format!("{errors:?}"))
+    }
+
+    #[test]
+    fn launch_times_are_bounded_to_a_sane_range() {
+        assert_eq!(launch_error(json!("2026-12-01T00:00:00Z")), None);
+        assert_eq!(launch_error(json!(LATEST_LAUNCH_MS)), None);
+        assert_eq!(launch_error(json!(-605_253.0)), None, "a whole number written with .0");
+        assert!(launch_error(json!(1.5)).is_some(), "a fraction of a millisecond is not a time");
+        for bad in [json!(i64::MAX), json!("9999-01-01T00:00:00Z"), json!(-140_751_590_400_000_i64)] {
+            let error = launch_error(bad.clone()).unwrap_or_else(|| panic!("{bad} accepted"));
+            assert!(error.contains("launch_at") && error.contains("1900-01-01"), "{error}");
+        }
+    }
+
+    #[test]
+    fn titles_with_control_characters_are_rejected() {
+        let error = Video::from_json(1, json!({"title": "a\u{0}b", "kind": "movie"})).expect_err("refused");
+        assert!(format!("{error:?}").contains("control characters"), "{error:?}");
     }
 }

@@ -27,11 +27,16 @@ pub struct FieldError {
     pub reason: String,
 }
 
+/// How many distinct events the violations are about.
+fn invalid_events(violations: &[Violation]) -> usize {
+    violations.iter().map(|v| v.index).collect::<std::collections::BTreeSet<_>>().len()
+}
+
 /// Why a request was not served.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// Events of the batch broke the rules; nothing was published.
-    #[error("{} invalid event(s) in the batch", .0.len())]
+    #[error("{} invalid event(s) in the batch, {} problem(s) in all", invalid_events(.0), .0.len())]
     InvalidEvents(Vec<Violation>),
     /// The body is not well-formed.
     #[error("malformed body at {position}: {reason}")]
@@ -100,9 +105,11 @@ impl ApiError {
     fn log_if_internal(&self) {
         match self {
             ApiError::Log(_) | ApiError::Database(_) => {
-                tracing::error!(error = %chain(self), "request failed");
+                tracing::error!(error = %nearline_runtime::errors::chain(self), "request failed");
             }
-            ApiError::Unavailable(_) => tracing::warn!(error = %chain(self), "event log unavailable"),
+            ApiError::Unavailable(_) => {
+                tracing::warn!(error = %nearline_runtime::errors::chain(self), "event log unavailable")
+            }
             ApiError::InvalidEvents(_)
             | ApiError::Malformed { .. }
             | ApiError::TooManyEvents { .. }
@@ -114,18 +121,6 @@ impl ApiError {
             | ApiError::Body(_) => {}
         }
     }
-}
-
-/// `error: cause: cause ...`.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 const INTERNAL_MESSAGE: &str = "internal error; the server log has the details";
@@ -178,6 +173,11 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(body)).into_response();
         if matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE) {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER.as_secs()));
+        }
+        // Answered before the body was read (or while reading it): the server closes
+        // the connection, so say so; a client that reuses it would see it drop.
+        if matches!(self, ApiError::Overloaded | ApiError::BodyTooLarge { .. }) {
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

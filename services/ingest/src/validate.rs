@@ -186,7 +186,7 @@ fn show(ms: i64) -> String {
         .unwrap_or_else(|| format!("{ms} ms"))
 }
 
-/// Checks an id: 1..=128 characters.
+/// Checks an id: 1..=128 characters, none of them a control character.
 pub fn id(value: &str) -> Result<(), String> {
     let chars = value.chars().count();
     if chars == 0 {
@@ -194,7 +194,18 @@ pub fn id(value: &str) -> Result<(), String> {
     } else if chars > MAX_ID_CHARS {
         Err(format!("must be at most {MAX_ID_CHARS} characters, got {chars}"))
     } else {
-        Ok(())
+        printable(value)
+    }
+}
+
+/// Checks that text holds no control character (NUL included, which no database
+/// stores): the first one is named by code point and position.
+pub fn printable(value: &str) -> Result<(), String> {
+    match value.chars().enumerate().find(|(_, c)| c.is_control()) {
+        Some((at, c)) => {
+            Err(format!("must not contain control characters, found U+{:04X} at character {at}", c as u32))
+        }
+        None => Ok(()),
     }
 }
 

@@ -9,7 +9,8 @@
 //!         cargo bench -p nearline-insights --bench queries
 //!
 //! Environment: BENCH_QPS (200), BENCH_SECONDS per scenario (15), BENCH_RELOAD=1 to
-//! regenerate the data (kept in the `nearline_bench_insights` database between runs).
+//! regenerate the data (kept in the `nearline_bench_insights` database between runs),
+//! BENCH_CELLS_ONLY=1 to answer from the cells alone (the baseline of the roll-ups).
 //!
 //! Data: 2000 titles over 7 days of 30-minute epochs (336). The 100 head titles have
 //! every cell of 6 countries x 3 devices x 3 canvases in every epoch, the 1900 others
@@ -86,6 +87,8 @@ async fn main() -> anyhow::Result<()> {
     config.insights.http_port = 0;
     config.insights.grpc_port = 0;
     config.database.max_connections = 16;
+    // BENCH_CELLS_ONLY=1: answer from the cells alone, the baseline for the roll-ups.
+    config.insights.read_rollups = std::env::var("BENCH_CELLS_ONLY").map_or(true, |v| v != "1");
     let listeners = Listeners::bind(&config.insights.server()).await?;
     let base = format!("http://{}", listeners.http_addr());
     let shutdown = CancellationToken::new();
@@ -222,10 +225,14 @@ async fn prepare(server_url: &str) -> anyhow::Result<PgPool> {
         let start = Instant::now();
         eprintln!("generating counts (a minute or two)...");
         sqlx::raw_sql(GENERATE).execute(&pool).await?;
+        // Generated straight into the cells: roll them up as attribution would have.
+        nearline_storage::rollups::rebuild(&Database::Postgres(pool.clone())).await?;
         // One statement each: several in one string run as one implicit transaction,
         // which VACUUM refuses. The visibility map it builds is what lets the covering
         // index answer without visiting the heap.
-        for table in ["cell_counts", "unattributed_counts", "videos"] {
+        for table in
+            ["cell_counts", "cell_counts_hourly", "cell_counts_daily", "unattributed_counts", "videos"]
+        {
             sqlx::raw_sql(sqlx::AssertSqlSafe(format!("VACUUM ANALYZE {table}"))).execute(&pool).await?;
         }
         eprintln!("generated in {:.1} s", start.elapsed().as_secs_f64());

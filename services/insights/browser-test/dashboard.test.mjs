@@ -133,3 +133,72 @@ test("the dashboard charts a title picked by name and shows the API's numbers", 
   assert.deepEqual(problems, []);
   await page.close();
 });
+
+// The live page: `nearline serve all --embedded` with bearer tokens on. Events posted a
+// moment ago appear without a reload (the default range includes the current epoch and
+// the page refreshes itself), and without a token the page asks for one.
+const TOKEN = "browser-test-token-0123456789";
+const NEARLINE_BIN = process.env.NEARLINE_BIN || join(repo, "target/debug/nearline");
+
+function startEmbedded(dataDir) {
+  const env = { ...process.env, NEARLINE__AUTH__TOKENS: `["${TOKEN}"]`, NEARLINE__ATTRIBUTION__BATCH_INTERVAL: "200ms" };
+  env.NEARLINE__EMBEDDED__SQLITE_PATH = join(dataDir, "nearline.db");
+  for (const section of ["INGEST", "ATTRIBUTION", "INSIGHTS", "BILLBOARD"]) {
+    env[`NEARLINE__${section}__HTTP_PORT`] = "0";
+    env[`NEARLINE__${section}__GRPC_PORT`] = "0";
+  }
+  const child = spawn(NEARLINE_BIN, ["serve", "all", "--embedded"], { env, stdio: ["ignore", "pipe", "inherit"] });
+  const urls = {};
+  return new Promise((resolvePromise, reject) => {
+    child.on("error", reject);
+    child.on("exit", (code) => reject(new Error(`nearline exited early with ${code}`)));
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      const [service, http] = line.split(/\s+/);
+      if (http?.startsWith("http://")) urls[service] = http;
+      if (Object.keys(urls).length === 4) resolvePromise({ child, urls });
+    });
+  });
+}
+
+async function post(url, body, method = "POST") {
+  const response = await fetch(url, {
+    method,
+    headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}` },
+    body: JSON.stringify(body),
+  });
+  assert.equal(response.status, 200, `${method} ${url}: ${response.status} ${await response.text()}`);
+}
+
+test("the live page shows events posted a moment ago, and asks for the token", async () => {
+  const dataDir = join(artifacts, `live-${process.pid}`);
+  mkdirSync(dataDir, { recursive: true });
+  const { child, urls } = await startEmbedded(dataDir);
+  try {
+    const video = 80100172;
+    await post(`${urls.ingest}/v1/videos/${video}`, { title: "Live Title", kind: "movie" }, "PUT");
+    const event = (n, type) => ({
+      type, event_id: `${type}-${n}`, request_id: `r${n}`, member_id: "m1", video_id: video,
+      ...(type === "impression" ? { canvas: "row" } : { watch_seconds: 60 }),
+      country: "US", device: "tv", event_time: new Date(Date.now() - 1000).toISOString(),
+    });
+    await post(`${urls.ingest}/v1/events`, { events: [event(1, "impression"), event(1, "play")] });
+
+    const page = await browser.newPage({ viewport: { width: 1200, height: 1400 } });
+    await page.goto(`${urls.insights}/dashboard?video_id=${video}&granularity=epoch`);
+    // No token in the URL: the API answers 401 and the page asks for it.
+    await page.locator("#token-form").waitFor({ state: "visible" });
+    await page.fill("#token", TOKEN);
+    await page.click("#token-form button");
+    const impressions = () => page.textContent("#total-impressions").then((t) => Number(t.replace(/,/g, "")));
+    await page.waitForFunction(() => document.getElementById("total-impressions").textContent === "1", null, { timeout: 30000 });
+    assert.equal(await impressions(), 1);
+
+    // A second impression, posted while the page is open, appears without a reload.
+    await post(`${urls.ingest}/v1/events`, { events: [event(2, "impression")] });
+    await page.waitForFunction(() => document.getElementById("total-impressions").textContent === "2", null, { timeout: 30000 });
+    await page.close();
+  } finally {
+    child.removeAllListeners("exit");
+    child.kill("SIGTERM");
+  }
+});

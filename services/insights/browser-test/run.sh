@@ -25,9 +25,11 @@ cd "$here"
 # playwright-core has no install script, but be explicit: no browser downloads.
 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
 
-echo "==> building the dashboard fixture"
+echo "==> building the dashboard fixture and the nearline binary"
 (cd "$repo" && cargo build -p nearline-insights --example dashboard_fixture ${CARGO_LOCKED:+--locked})
+(cd "$repo" && cargo build -p nearline --bin nearline ${CARGO_LOCKED:+--locked})
 
 echo "==> browser test"
-FIXTURE_BIN="$repo/target/debug/examples/dashboard_fixture" ARTIFACTS="$repo/test-artifacts" \
+FIXTURE_BIN="$repo/target/debug/examples/dashboard_fixture" NEARLINE_BIN="$repo/target/debug/nearline" \
+    ARTIFACTS="$repo/test-artifacts" \
     node --test dashboard.test.mjs

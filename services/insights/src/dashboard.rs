@@ -23,6 +23,8 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
 pub(crate) fn router() -> Router {
     Router::new()
         .route("/dashboard", get(|| async { asset("text/html; charset=utf-8", INDEX) }))
+        // The page's assets are relative to /dashboard, so the slash form redirects.
+        .route("/dashboard/", get(|| async { axum::response::Redirect::permanent("/dashboard") }))
         .route("/dashboard/assets/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
         .route("/dashboard/assets/style.css", get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }))
         .route(

@@ -7,6 +7,8 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt as _};
+
 use crate::query::Invalid;
 
 /// Why a query was not answered.
@@ -36,8 +38,8 @@ impl ApiError {
     /// Logs internal errors with their cause chain; client errors are not logged.
     fn log_if_internal(&self) {
         match self {
-            ApiError::Database(source) => {
-                tracing::error!(error = %self, cause = %source, "insights query failed");
+            ApiError::Database(_) => {
+                tracing::error!(error = %nearline_runtime::errors::chain(self), "insights query failed");
             }
             ApiError::InvalidArgument(_) | ApiError::NotFound(_) | ApiError::NotLaunched(_) => {}
         }
@@ -67,10 +69,27 @@ impl From<ApiError> for tonic::Status {
         error.log_if_internal();
         let message = error.to_string();
         match error {
-            ApiError::InvalidArgument(_) => tonic::Status::invalid_argument(message),
-            ApiError::NotFound(_) => tonic::Status::not_found(message),
-            ApiError::NotLaunched(_) => tonic::Status::failed_precondition(message),
-            ApiError::Database(_) => tonic::Status::internal(message),
+            // As rich as ingest's: a BadRequest detail naming the parameter at fault.
+            ApiError::InvalidArgument(invalid) => tonic::Status::with_error_details(
+                tonic::Code::InvalidArgument,
+                message,
+                ErrorDetails::with_bad_request(vec![FieldViolation::new(invalid.param, invalid.reason)]),
+            ),
+            ApiError::NotFound(video_id) => tonic::Status::with_error_details(
+                tonic::Code::NotFound,
+                message,
+                ErrorDetails::with_resource_info("video", video_id.to_string(), "", "not in the catalog"),
+            ),
+            ApiError::NotLaunched(video_id) => tonic::Status::with_error_details(
+                tonic::Code::FailedPrecondition,
+                message,
+                ErrorDetails::with_precondition_failure_violation(
+                    "launch_at",
+                    format!("video {video_id}"),
+                    "the title needs a launch time in the catalog for an early read",
+                ),
+            ),
+            ApiError::Database(_) => tonic::Status::internal("internal error; see the insights log"),
         }
     }
 }

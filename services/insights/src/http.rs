@@ -70,9 +70,22 @@ impl Params {
         query::parse_time(name, self.required(name)?)
     }
 
+    /// A `limit`: absent means the default; given, it must be at least 1 (gRPC, which
+    /// cannot tell absent from 0, takes 0 as the default instead).
+    fn limit(&self, name: &str, default: u64) -> Result<u64, Invalid> {
+        match self.number(name, default)? {
+            0 => Err(Invalid::new(
+                name,
+                format!("must be at least 1; leave it out for the default ({default})"),
+            )),
+            n => Ok(n),
+        }
+    }
+
     fn number(&self, name: &str, default: u64) -> Result<u64, Invalid> {
         match self.one(name).map(str::trim) {
-            None | Some("") => Ok(default),
+            None => Ok(default),
+            Some("") => Err(Invalid::new(name, "is empty; give a number or leave it out")),
             Some(v) => {
                 v.parse().map_err(|_| Invalid::new(name, format!("{v:?} is not a non-negative integer")))
             }
@@ -247,7 +260,7 @@ async fn top(
     let query = query::TopQuery {
         range: range(&insights, &params)?,
         metric: Metric::parse("metric", params.one("metric").unwrap_or_default())?,
-        limit: query::top_limit("limit", params.number("limit", 10)?)?,
+        limit: query::top_limit("limit", params.limit("limit", 10)?)?,
         min_impressions: params.number("min_impressions", 0)?,
         filters: params.filters(),
     };
@@ -285,7 +298,7 @@ async fn search(
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<SearchBody>, ApiError> {
     let params = Params(params).only(&["search", "limit"])?;
-    let limit = query::search_limit("limit", params.number("limit", 0)?)?;
+    let limit = query::search_limit("limit", params.limit("limit", 20)?)?;
     let titles = insights.search(params.one("search").unwrap_or_default().trim(), limit).await?;
     Ok(Json(SearchBody { titles: titles.into_iter().map(Into::into).collect() }))
 }

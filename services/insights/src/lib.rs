@@ -15,6 +15,7 @@ pub mod error;
 pub mod grpc;
 pub mod http;
 pub mod launch;
+pub mod planner;
 pub mod query;
 pub mod repository;
 pub mod service;
@@ -48,7 +49,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The service's gRPC and HTTP APIs over `database`, before the shared endpoints are added.
 pub fn apis(config: &Config, database: Database) -> ServiceApis {
-    let insights = Insights::new(repository::Repository::new(database), Settings::from_config(config));
+    let repository = if config.insights.read_rollups {
+        repository::Repository::new(database)
+    } else {
+        repository::Repository::cells_only(database)
+    };
+    let insights = Insights::new(repository, Settings::from_config(config));
     let auth = Authenticator::new(&config.auth);
     ServiceApis {
         name: "insights",

@@ -192,7 +192,13 @@ pub fn parse_group_by<'a>(
 ) -> Result<Vec<Dimension>, Invalid> {
     let mut dims = Vec::new();
     for value in values {
-        for item in split_list(value) {
+        if value.trim().is_empty() {
+            continue;
+        }
+        for item in value.split(',').map(str::trim) {
+            if item.is_empty() {
+                return Err(Invalid::new(param, format!("{value:?} has an empty item between commas")));
+            }
             dims.push(Dimension::parse(param, item)?);
         }
     }
@@ -283,9 +289,19 @@ impl TimeRange {
     }
 }
 
-/// `30m`, `2h`, `90d`-style rendering of a duration in ms.
+/// `30m`, `2h`, `90d`-style rendering of a duration in ms: days, hours, minutes and
+/// seconds only (humantime's months are 30.44 days, so 90 days would print as
+/// `2months 29days 2h 52m 48s`).
 fn humanize_ms(ms: i64) -> String {
-    humantime::format_duration(Duration::from_millis(ms.max(0).unsigned_abs())).to_string()
+    let mut rest = ms.max(0) / 1000;
+    let mut parts = Vec::new();
+    for (unit, seconds) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+        if rest >= seconds {
+            parts.push(format!("{}{unit}", rest / seconds));
+            rest %= seconds;
+        }
+    }
+    if parts.is_empty() { "0s".to_owned() } else { parts.join(" ") }
 }
 
 /// A validated title performance query.
@@ -497,7 +513,7 @@ mod tests {
             TimeRange::new(("from", at("2026-11-01T00:00:00Z")), ("to", at("2026-11-22T00:00:00Z")), rules())
                 .unwrap_err();
         assert_eq!(long.param, "to");
-        assert!(long.reason.contains("maximum of 7days"), "{}", long.reason);
+        assert!(long.reason.contains("maximum of 7d"), "{}", long.reason);
     }
 
     #[test]
@@ -547,5 +563,19 @@ mod tests {
         assert_eq!(top_limit("limit", 0), Ok(10));
         assert_eq!(top_limit("limit", 1000), Ok(1000));
         assert_eq!(top_limit("limit", 1001).unwrap_err().param, "limit");
+    }
+
+    #[test]
+    fn durations_print_in_days_not_months() {
+        assert_eq!(super::humanize_ms(90 * 86_400_000), "90d");
+        assert_eq!(super::humanize_ms(30 * 60_000), "30m");
+        assert_eq!(super::humanize_ms(26 * 3_600_000 + 1_000), "1d 2h 1s");
+    }
+
+    #[test]
+    fn group_by_refuses_empty_items() {
+        let err = parse_group_by("group_by", ["country,,"]).unwrap_err();
+        assert!(err.reason.contains("empty item"), "{}", err.reason);
+        assert_eq!(parse_group_by("group_by", [""]).unwrap(), vec![]);
     }
 }

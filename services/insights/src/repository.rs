@@ -12,6 +12,7 @@ use std::collections::HashMap;
 
 use nearline_storage::Database;
 
+use crate::planner;
 use crate::query::{Counts, Dimension, Filters, GroupedRow, PerformanceQuery, TimeRange, TitleCounts};
 
 /// A catalog entry.
@@ -51,12 +52,20 @@ fn json_list(values: &[String]) -> String {
 #[derive(Debug, Clone)]
 pub struct Repository {
     database: Database,
+    /// Whether queries read the roll-ups where they fit (the default) or only cells.
+    rollups: bool,
 }
 
 impl Repository {
     /// Reads from `database`.
     pub fn new(database: Database) -> Self {
-        Self { database }
+        Self { database, rollups: true }
+    }
+
+    /// Reads from `database`, answering every query from the cells alone: what the
+    /// roll-ups must agree with (tests) and the baseline they are measured against.
+    pub fn cells_only(database: Database) -> Self {
+        Self { database, rollups: false }
     }
 
     /// The catalog entry of `video_id`, if any.
@@ -136,16 +145,14 @@ impl Repository {
         Ok(rows.into_iter().map(video).collect())
     }
 
-    /// The smallest watermark over the partitions of `consumer_group`, if it has any.
-    pub async fn min_watermark(&self, consumer_group: &str) -> sqlx::Result<Option<i64>> {
-        match &self.database {
-            Database::Postgres(pool) => {
-                sqlx::query_scalar(sql::pg::MIN_WATERMARK).bind(consumer_group).fetch_one(pool).await
-            }
-            Database::Sqlite(pool) => {
-                sqlx::query_scalar(sql::sqlite::MIN_WATERMARK).bind(consumer_group).fetch_one(pool).await
-            }
-        }
+    /// The time before which counts can no longer change (see
+    /// [`nearline_storage::progress`], the definition attribution's `GetProgress` uses).
+    pub async fn complete_until(
+        &self,
+        consumer_group: &str,
+        allowed_lateness_ms: i64,
+    ) -> sqlx::Result<Option<i64>> {
+        nearline_storage::progress::complete_until(&self.database, consumer_group, allowed_lateness_ms).await
     }
 
     /// The title's counts in `query`'s range, summed per bucket and per grouped
@@ -158,38 +165,42 @@ impl Repository {
         let grouped = |d: Dimension| query.group_by.contains(&d);
         let f = &query.filters;
         type Row = (i64, String, String, String, i64, i64);
-        let rows: Vec<Row> = match &self.database {
-            Database::Postgres(pool) => {
-                sqlx::query_as(sql::pg::PERFORMANCE)
-                    .bind(query.video_id)
-                    .bind(query.range.from_ms)
-                    .bind(query.range.to_ms)
-                    .bind(bucket_ms)
-                    .bind(grouped(Dimension::Country))
-                    .bind(grouped(Dimension::Device))
-                    .bind(grouped(Dimension::Canvas))
-                    .bind(&f.country)
-                    .bind(&f.device)
-                    .bind(&f.canvas)
-                    .fetch_all(pool)
-                    .await?
-            }
-            Database::Sqlite(pool) => {
-                sqlx::query_as(sql::sqlite::PERFORMANCE)
-                    .bind(query.video_id)
-                    .bind(query.range.from_ms)
-                    .bind(query.range.to_ms)
-                    .bind(bucket_ms)
-                    .bind(grouped(Dimension::Country))
-                    .bind(grouped(Dimension::Device))
-                    .bind(grouped(Dimension::Canvas))
-                    .bind(json_list(&f.country))
-                    .bind(json_list(&f.device))
-                    .bind(json_list(&f.canvas))
-                    .fetch_all(pool)
-                    .await?
-            }
-        };
+        let mut rows: Vec<Row> = Vec::new();
+        for part in self.plan(query.range.from_ms, query.range.to_ms, Some(bucket_ms)) {
+            rows.extend(match &self.database {
+                Database::Postgres(pool) => {
+                    sqlx::query_as::<_, Row>(sql::PG.performance(part.source))
+                        .bind(query.video_id)
+                        .bind(part.from_ms)
+                        .bind(part.to_ms)
+                        .bind(bucket_ms)
+                        .bind(grouped(Dimension::Country))
+                        .bind(grouped(Dimension::Device))
+                        .bind(grouped(Dimension::Canvas))
+                        .bind(&f.country)
+                        .bind(&f.device)
+                        .bind(&f.canvas)
+                        .fetch_all(pool)
+                        .await?
+                }
+                Database::Sqlite(pool) => {
+                    sqlx::query_as::<_, Row>(sql::SQLITE.performance(part.source))
+                        .bind(query.video_id)
+                        .bind(part.from_ms)
+                        .bind(part.to_ms)
+                        .bind(bucket_ms)
+                        .bind(grouped(Dimension::Country))
+                        .bind(grouped(Dimension::Device))
+                        .bind(grouped(Dimension::Canvas))
+                        .bind(json_list(&f.country))
+                        .bind(json_list(&f.device))
+                        .bind(json_list(&f.canvas))
+                        .fetch_all(pool)
+                        .await?
+                }
+            });
+        }
+        // Rows of different parts for the same bucket and group are merged downstream.
         Ok(rows
             .into_iter()
             .map(|(start_ms, country, device, canvas, impressions, plays)| GroupedRow {
@@ -235,35 +246,52 @@ impl Repository {
 
     /// Every title's counts in `range`, filtered; unordered.
     pub async fn title_counts(&self, range: TimeRange, filters: &Filters) -> sqlx::Result<Vec<TitleCounts>> {
-        let rows: Vec<(i64, i64, i64)> = match &self.database {
-            Database::Postgres(pool) => {
-                sqlx::query_as(sql::pg::TOP)
-                    .bind(range.from_ms)
-                    .bind(range.to_ms)
-                    .bind(&filters.country)
-                    .bind(&filters.device)
-                    .bind(&filters.canvas)
-                    .fetch_all(pool)
-                    .await?
+        let mut by_title: HashMap<i64, (i64, i64)> = HashMap::new();
+        for part in self.plan(range.from_ms, range.to_ms, None) {
+            let rows: Vec<(i64, i64, i64)> = match &self.database {
+                Database::Postgres(pool) => {
+                    sqlx::query_as(sql::PG.top(part.source))
+                        .bind(part.from_ms)
+                        .bind(part.to_ms)
+                        .bind(&filters.country)
+                        .bind(&filters.device)
+                        .bind(&filters.canvas)
+                        .fetch_all(pool)
+                        .await?
+                }
+                Database::Sqlite(pool) => {
+                    sqlx::query_as(sql::SQLITE.top(part.source))
+                        .bind(part.from_ms)
+                        .bind(part.to_ms)
+                        .bind(json_list(&filters.country))
+                        .bind(json_list(&filters.device))
+                        .bind(json_list(&filters.canvas))
+                        .fetch_all(pool)
+                        .await?
+                }
+            };
+            for (video_id, impressions, plays) in rows {
+                let sum = by_title.entry(video_id).or_default();
+                *sum = (sum.0 + impressions, sum.1 + plays);
             }
-            Database::Sqlite(pool) => {
-                sqlx::query_as(sql::sqlite::TOP)
-                    .bind(range.from_ms)
-                    .bind(range.to_ms)
-                    .bind(json_list(&filters.country))
-                    .bind(json_list(&filters.device))
-                    .bind(json_list(&filters.canvas))
-                    .fetch_all(pool)
-                    .await?
-            }
-        };
-        Ok(rows
+        }
+        Ok(by_title
             .into_iter()
-            .map(|(video_id, impressions, plays)| TitleCounts {
+            .map(|(video_id, (impressions, plays))| TitleCounts {
                 video_id,
                 counts: counts(impressions, plays),
             })
             .collect())
+    }
+
+    /// The parts of `[from_ms, to_ms)` and their tables: roll-ups where they fit, unless
+    /// this repository reads cells only.
+    fn plan(&self, from_ms: i64, to_ms: i64, bucket_ms: Option<i64>) -> Vec<planner::Part> {
+        if self.rollups {
+            planner::plan(from_ms, to_ms, bucket_ms)
+        } else {
+            vec![planner::Part { source: planner::Source::Cells, from_ms, to_ms }]
+        }
     }
 
     /// The title's counts per epoch in `[from_ms, to_ms)`, all cells summed.

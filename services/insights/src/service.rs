@@ -168,16 +168,18 @@ impl Insights {
         Ok(Video::clone(&video))
     }
 
-    /// The time before which counts can no longer change: the smallest partition
-    /// watermark minus the allowed lateness; `None` before attribution reports progress.
+    /// The time before which counts can no longer change: the smallest watermark over
+    /// every partition and topic minus the allowed lateness; `None` before attribution
+    /// reports progress on every topic partition.
     pub async fn complete_until(&self) -> Result<Option<i64>, ApiError> {
-        let watermark = self
+        let (group, lateness) = (&self.settings.consumer_group, self.settings.allowed_lateness_ms);
+        let until = self
             .progress_cache
             .get_or_try((), PROGRESS_TTL, || async {
-                Ok::<_, ApiError>(self.repository.min_watermark(&self.settings.consumer_group).await?)
+                Ok::<_, ApiError>(self.repository.complete_until(group, lateness).await?)
             })
             .await?;
-        Ok(watermark.map(|w| w.saturating_sub(self.settings.allowed_lateness_ms)))
+        Ok(*until)
     }
 
     /// A title's counts over a range, bucketed and grouped (cached, see [`cache`]; shared,

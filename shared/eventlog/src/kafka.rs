@@ -37,6 +37,8 @@ pub struct KafkaConfig {
     pub client_id: String,
     /// Bound on every broker request and operation, and on a record's delivery.
     pub timeout: Duration,
+    /// How long a group member may go unheard before its partitions move on.
+    pub session_timeout: Duration,
     /// librdkafka properties applied last, over nearline's settings (TLS, SASL, tuning).
     pub extra: Vec<(String, String)>,
 }
@@ -48,6 +50,7 @@ impl KafkaConfig {
             bootstrap_servers: bootstrap_servers.into(),
             client_id: "nearline".to_owned(),
             timeout: Duration::from_secs(30),
+            session_timeout: Duration::from_secs(45),
             extra: Vec::new(),
         }
     }
@@ -199,6 +202,7 @@ impl KafkaLog {
             ("enable.auto.offset.store", "false".to_owned()),
             ("auto.offset.reset", "earliest".to_owned()),
             ("partition.assignment.strategy", "cooperative-sticky".to_owned()),
+            ("session.timeout.ms", millis(self.config.session_timeout)),
             ("allow.auto.create.topics", "false".to_owned()),
         ])
     }

@@ -1,18 +1,21 @@
 //! The partitioned, replayable event log that nearline services talk through.
 //!
-//! Two implementations sit behind one [`EventLog`] trait: [`kafka::KafkaLog`] for the
-//! distributed deployment and [`memory::MemoryLog`] for the embedded one. Both give the
+//! Three implementations sit behind one [`EventLog`] trait: [`kafka::KafkaLog`] for the
+//! distributed deployment, [`durable::DurableLog`] (segment files on local disk) for the
+//! embedded one, and [`memory::MemoryLog`] (in memory only) for tests and benchmarks;
+//! the durable log is the in-memory one's groups and consumers over files. All give the
 //! semantics nearline relies on: records partitioned by a hash of their key, consumer
 //! groups with per-group committed offsets that move only when the caller commits,
 //! seeking, watermarks and offsets-for-times, and group-less [`Reader`]s that read
 //! chosen partitions from offsets the caller keeps. One conformance suite
-//! (`tests/conformance.rs`) runs against both.
+//! (`tests/conformance.rs`) runs against all three.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
+pub mod durable;
 pub mod kafka;
 pub mod memory;
 mod partitioner;

@@ -8,7 +8,7 @@
 //! assigned.
 //!
 //! Like Kafka's cooperative protocol, a partition taken from one member is given to
-//! another only after the first has seen the [`ConsumerEvent::Revoked`] event (it
+//! another only after the first has seen the [`crate::ConsumerEvent::Revoked`] event (it
 //! polled past it), so two members never read the same partition at once. A member
 //! that stops polling therefore holds on to the partitions it is losing until it polls
 //! again, closes or is dropped; in one process that is a bug of the caller rather than
@@ -21,9 +21,15 @@
 //! sections and never across an `.await`. Waiting consumers and readers are woken
 //! through a `tokio::sync::watch` counter that is bumped on every append and group
 //! change.
+//!
+//! The same groups, consumers and readers serve the durable embedded log
+//! ([`crate::durable::DurableLog`]): there, the shared state holds the storage, each
+//! partition keeps only a bounded tail in memory over its segment files, publishing
+//! goes through the group-commit writer and commits are written to the offsets file.
 
 mod consumer;
 mod group;
+pub(crate) mod partition;
 mod reader;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -31,12 +37,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use tokio::sync::watch;
 
 pub use self::consumer::MemoryConsumer;
-use self::group::Group;
+pub(crate) use self::group::Group;
+use self::partition::{Partition, Stored};
 pub use self::reader::MemoryReader;
+use crate::durable::{self, Storage};
 use crate::{
     Consumer, Delivery, Error, EventLog, OutgoingRecord, Reader, Record, Result, TopicPartition, TopicSpec,
     partition_for_key,
@@ -66,43 +73,55 @@ impl MemoryLog {
     }
 }
 
+impl MemoryLog {
+    /// A log over `state` recovered from disk, kept durable by `storage`.
+    pub(crate) fn durable(state: State, storage: Storage) -> Self {
+        let shared =
+            Shared { state: Mutex::new(state), changes: watch::Sender::new(0), durable: Some(storage) };
+        Self { shared: Arc::new(shared) }
+    }
+
+    /// What every handle on this log shares (for the durable log's writer).
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+}
+
 /// What every handle on the log shares.
-struct Shared {
-    state: Mutex<State>,
+pub(crate) struct Shared {
+    pub(crate) state: Mutex<State>,
     /// Bumped after every change a waiting consumer could be interested in.
-    changes: watch::Sender<u64>,
+    pub(crate) changes: watch::Sender<u64>,
+    /// The files behind the log, when it is durable.
+    pub(crate) durable: Option<Storage>,
 }
 
 impl Default for Shared {
     fn default() -> Self {
-        Self { state: Mutex::new(State::default()), changes: watch::Sender::new(0) }
+        Self { state: Mutex::new(State::default()), changes: watch::Sender::new(0), durable: None }
     }
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         // Every critical section leaves the state consistent before anything that can
         // panic, so a poisoned lock still guards valid data; going on keeps one
         // panicking test or task from taking the whole embedded log down with it.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn wake_consumers(&self) {
+    pub(crate) fn wake_consumers(&self) {
         self.changes.send_modify(|version| *version = version.wrapping_add(1));
     }
 }
 
 #[derive(Default)]
-struct State {
-    topics: HashMap<String, Vec<Vec<Stored>>>,
-    groups: HashMap<String, Group>,
-    next_member: u64,
-}
-
-struct Stored {
-    key: Bytes,
-    payload: Bytes,
-    timestamp_ms: i64,
+pub(crate) struct State {
+    pub(crate) topics: HashMap<String, Vec<Partition>>,
+    pub(crate) groups: HashMap<String, Group>,
+    pub(crate) next_member: u64,
+    /// Appends waiting for the durable log's writer (unused by the in-memory log).
+    pub(crate) pending: durable::Pending,
 }
 
 /// Converts a partition index of the in-memory vectors to Kafka's `i32`.
@@ -110,27 +129,26 @@ fn index(p: usize) -> i32 {
     i32::try_from(p).expect("partition counts come from an i32")
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
     i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn partition_of<'a>(
-    topics: &'a HashMap<String, Vec<Vec<Stored>>>,
+    topics: &'a mut HashMap<String, Vec<Partition>>,
     tp: &TopicPartition,
-) -> Result<&'a [Stored]> {
-    let partitions = topics.get(&tp.topic).ok_or_else(|| Error::UnknownTopic(tp.topic.clone()))?;
+) -> Result<&'a mut Partition> {
+    let partitions = topics.get_mut(&tp.topic).ok_or_else(|| Error::UnknownTopic(tp.topic.clone()))?;
     usize::try_from(tp.partition)
         .ok()
-        .and_then(|p| partitions.get(p))
-        .map(Vec::as_slice)
+        .and_then(|p| partitions.get_mut(p))
         .ok_or_else(|| Error::Other(format!("topic {} has no partition {}", tp.topic, tp.partition)))
 }
 
 /// The next record of the partitions in `positions`, round-robin from `cursor` so one
 /// busy partition does not starve the others; advances that partition's position.
 fn next_record(
-    topics: &HashMap<String, Vec<Vec<Stored>>>,
+    topics: &mut HashMap<String, Vec<Partition>>,
     positions: &mut BTreeMap<TopicPartition, i64>,
     paused: &BTreeSet<TopicPartition>,
     cursor: &mut usize,
@@ -142,27 +160,17 @@ fn next_record(
             continue;
         }
         let log = partition_of(topics, tp)?;
-        let Some(stored) = usize::try_from(position).ok().and_then(|p| log.get(p)) else {
+        // Retention may have deleted what a position points at: go on from the log
+        // start, as Kafka's `auto.offset.reset=earliest` does.
+        let position = position.max(log.start);
+        let Some(record) = log.record(tp, position)? else {
             continue;
-        };
-        let record = Record {
-            topic: tp.topic.clone(),
-            partition: tp.partition,
-            offset: position,
-            key: stored.key.clone(),
-            payload: stored.payload.clone(),
-            timestamp_ms: stored.timestamp_ms,
         };
         *cursor = at + 1;
         positions.insert(record.topic_partition(), position + 1);
         return Ok(Some(record));
     }
     Ok(None)
-}
-
-/// Length of a partition as an offset: its high watermark.
-fn high_watermark(log: &[Stored]) -> i64 {
-    i64::try_from(log.len()).expect("fewer than i64::MAX records")
 }
 
 #[async_trait]
@@ -172,6 +180,16 @@ impl EventLog for MemoryLog {
         for spec in specs {
             if spec.partitions < 1 {
                 return Err(Error::Other(format!("topic {} needs at least one partition", spec.name)));
+            }
+            if spec.name.is_empty()
+                || !spec.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+                || spec.name.starts_with('.')
+            {
+                // Kafka's rule, which also makes every name a safe directory name.
+                return Err(Error::Other(format!(
+                    "topic name {:?} may only hold ASCII letters, digits, '.', '_' and '-'",
+                    spec.name
+                )));
             }
             if let Some(existing) = state.topics.get(&spec.name)
                 && index(existing.len()) != spec.partitions
@@ -184,10 +202,14 @@ impl EventLog for MemoryLog {
             }
         }
         for spec in specs {
-            state.topics.entry(spec.name.clone()).or_insert_with(|| {
-                let count = usize::try_from(spec.partitions).expect("checked positive above");
-                (0..count).map(|_| Vec::new()).collect()
-            });
+            if state.topics.contains_key(&spec.name) {
+                continue;
+            }
+            let partitions = match &self.shared.durable {
+                Some(storage) => storage.create_topic(&spec.name, spec.partitions)?,
+                None => (0..spec.partitions).map(|_| Partition::default()).collect(),
+            };
+            state.topics.insert(spec.name.clone(), partitions);
         }
         // Members may be subscribed to a topic that did not exist when they joined.
         let State { topics, groups, .. } = &mut *state;
@@ -206,6 +228,9 @@ impl EventLog for MemoryLog {
     }
 
     async fn publish(&self, records: Vec<OutgoingRecord>) -> Result<Vec<Delivery>> {
+        if self.shared.durable.is_some() {
+            return durable::publish(&self.shared, records).await;
+        }
         let mut state = self.shared.lock();
         // All or nothing here, which is stronger than the trait asks for.
         if let Some(missing) = records.iter().find(|r| !state.topics.contains_key(&r.topic)) {
@@ -217,7 +242,7 @@ impl EventLog for MemoryLog {
             let partitions = state.topics.get_mut(&record.topic).expect("checked above");
             let partition = partition_for_key(&record.key, index(partitions.len()));
             let log = &mut partitions[usize::try_from(partition).expect("partition_for_key is non-negative")];
-            let offset = i64::try_from(log.len()).expect("fewer than i64::MAX records");
+            let offset = log.high();
             log.push(Stored {
                 key: record.key,
                 payload: record.payload,
@@ -235,18 +260,14 @@ impl EventLog for MemoryLog {
     }
 
     async fn watermarks(&self, tp: &TopicPartition) -> Result<(i64, i64)> {
-        let state = self.shared.lock();
-        let log = partition_of(&state.topics, tp)?;
-        Ok((0, high_watermark(log)))
+        let mut state = self.shared.lock();
+        let log = partition_of(&mut state.topics, tp)?;
+        Ok((log.start, log.high()))
     }
 
     async fn offset_for_time(&self, tp: &TopicPartition, timestamp_ms: i64) -> Result<Option<i64>> {
-        let state = self.shared.lock();
-        let log = partition_of(&state.topics, tp)?;
-        Ok(log
-            .iter()
-            .position(|r| r.timestamp_ms >= timestamp_ms)
-            .map(|p| i64::try_from(p).expect("fewer than i64::MAX records")))
+        let mut state = self.shared.lock();
+        partition_of(&mut state.topics, tp)?.offset_for_time(timestamp_ms)
     }
 
     async fn committed_offset(&self, group: &str, tp: &TopicPartition) -> Result<Option<i64>> {

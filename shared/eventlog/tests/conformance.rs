@@ -1,12 +1,18 @@
-//! One conformance suite for both event logs.
+//! One conformance suite for every event log.
 //!
 //! Every scenario in `conformance/scenarios.rs` (consumer groups, topics, offsets) and
 //! `conformance/reader.rs` (group-less readers) is written once against
-//! `Arc<dyn EventLog>` and run twice: on the in-process [`MemoryLog`] and on
-//! [`KafkaLog`] against the test broker at `NEARLINE_TEST_KAFKA`. Each run uses its own
-//! topics and groups, so tests are independent and may run in parallel.
+//! `Arc<dyn EventLog>` and run three times: on the in-process [`MemoryLog`], on the
+//! durable embedded [`DurableLog`] (in a fresh data directory) and on [`KafkaLog`]
+//! against the test broker at `NEARLINE_TEST_KAFKA`. Each run uses its own topics and
+//! groups, so tests are independent and may run in parallel.
+//!
+//! `conformance/durable.rs` adds what only a log on local files has to show: reopening
+//! after a clean close and after a crash, and retention.
 
 // Scenarios live in their own files; `tests/` roots resolve modules beside themselves.
+#[path = "conformance/durable.rs"]
+mod durable;
 #[path = "conformance/reader.rs"]
 mod reader;
 #[path = "conformance/scenarios.rs"]
@@ -16,11 +22,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nearline_eventlog::EventLog;
+use nearline_eventlog::durable::{DurableLog, DurableOptions};
 use nearline_eventlog::kafka::{KafkaConfig, KafkaLog};
 use nearline_eventlog::memory::MemoryLog;
 
 fn memory_log() -> Arc<dyn EventLog> {
     Arc::new(MemoryLog::new())
+}
+
+/// A fresh data directory under Cargo's `target/tmp` (the shared scenarios cannot
+/// remove theirs, since the log outlives them; `cargo clean` does).
+pub(crate) fn data_dir() -> std::path::PathBuf {
+    let dir =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(nearline_testkit::unique_name("durable_log"));
+    std::fs::create_dir_all(&dir).expect("creating a data directory");
+    dir
+}
+
+fn durable_log() -> Arc<dyn EventLog> {
+    // Small segments and a small memory tail, so the scenarios also cross segment
+    // boundaries and read records back from the files.
+    let options = DurableOptions { segment_bytes: 4096, cache_bytes: 512, ..DurableOptions::new(data_dir()) };
+    Arc::new(DurableLog::open(options).expect("opening a durable log"))
 }
 
 fn kafka_log() -> Arc<dyn EventLog> {
@@ -30,8 +53,8 @@ fn kafka_log() -> Arc<dyn EventLog> {
     Arc::new(KafkaLog::connect(config).expect("Kafka clients are created without contacting the broker"))
 }
 
-/// Generates, for each `module::scenario`, one test per backend: `memory::scenario` and
-/// `kafka::scenario`.
+/// Generates, for each `module::scenario`, one test per backend: `memory::scenario`,
+/// `durable::scenario` and `kafka::scenario`.
 macro_rules! conformance {
     ($($module:ident::$scenario:ident),* $(,)?) => {
         mod memory {
@@ -39,6 +62,15 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $scenario() {
                     super::$module::$scenario(super::memory_log()).await;
+                }
+            )*
+        }
+
+        mod on_disk {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$module::$scenario(super::durable_log()).await;
                 }
             )*
         }

@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod errors;
 pub mod readiness;
 pub mod server;
 pub mod shutdown;

@@ -6,6 +6,7 @@
 //! request ids, trace spans, timeouts and body limits, and drains both servers on
 //! shutdown within the grace period.
 
+mod connections;
 mod grpc;
 mod http;
 
@@ -125,11 +126,13 @@ pub async fn serve(
 
     let grpc = grpc::server(&apis, listeners.grpc, config, readiness.clone(), shutdown.clone())?;
     let router = http::router(name, apis.http, config, readiness.clone());
+    let limits = connections::Limits {
+        max_connections: config.max_connections,
+        header_read_timeout: config.header_read_timeout,
+    };
     let http = async {
-        axum::serve(listeners.http, router)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await
-            .map_err(|e| Error::Serve { what: "HTTP", reason: e.to_string() })
+        connections::serve(name, listeners.http, router, limits, shutdown.clone()).await;
+        Ok::<(), Error>(())
     };
     tracing::info!(service = name, %grpc_addr, %http_addr, "serving");
 

@@ -5,6 +5,9 @@
 //! and `migrations/sqlite` at the workspace root, which are compiled into the binary.
 //! Applying migrations is idempotent: running `nearline migrate` twice changes nothing.
 
+pub mod progress;
+pub mod rollups;
+
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -70,7 +73,8 @@ impl Database {
         }
     }
 
-    /// Forgets every consumer's stored stream progress (for a log that starts empty).
+    /// Forgets every consumer's stored stream progress (for an event log that starts
+    /// empty, so the stored offsets point at records it never had).
     pub async fn forget_stream_progress(&self) -> Result<()> {
         const FORGET: &str = "DELETE FROM partition_progress";
         match self {

@@ -6,9 +6,9 @@ use std::time::Duration;
 use nearline_eventlog::{EventLog, TopicPartition};
 
 use super::Range;
-use crate::decode;
 use crate::join::{Input, JoinConfig, Source};
-use crate::worker::Topics;
+use crate::topics::Topics;
+use crate::wire;
 use crate::{Error, Result};
 
 /// Reads every record of the impressions and plays topics that exists when the call
@@ -48,7 +48,7 @@ pub async fn from_log(
         let tp = record.topic_partition();
         let Some(&(source, end)) = ends.get(&tp) else { continue };
         read += 1;
-        match decode::input(&record, source) {
+        match wire::input(&record, source) {
             Ok(input) if range.wants(config, input.event.event_time_ms()) => inputs.push(input),
             Ok(_) => {}
             Err(error) => {

@@ -13,7 +13,7 @@ pub struct JoinConfig {
     pub skew_ms: i64,
     /// How long after its impression a play still counts [1 h].
     pub attribution_window_ms: i64,
-    /// Events older than watermark - allowed_lateness are too late [6 h].
+    /// Events older than their own topic's watermark - allowed_lateness are too late [6 h].
     pub allowed_lateness_ms: i64,
     /// A play within this time of an explored impression makes its outcome `played` [15 min].
     pub reward_window_ms: i64,
@@ -68,19 +68,27 @@ impl JoinConfig {
                 "reward_window + reward_grace must not exceed attribution_window + skew + allowed_lateness",
             );
         }
+        // A play's arrival is recorded as its lag behind the plays watermark in 32 bits
+        // (saturating); a saturated lag must still read as "after any outcome deadline".
+        let reward_reach = self.skew_ms.saturating_add(outcome_deadline);
+        if reward_reach >= i64::from(u32::MAX) {
+            return invalid("reward_window", "skew + reward_window + reward_grace must be under 49 days");
+        }
         Ok(())
     }
 
-    /// An impression is kept until the watermark passes `t + this`.
+    /// An impression is kept until *both* watermarks pass `t + this`.
     ///
-    /// DESIGN §3 asks for window + lateness; one extra skew makes every impression a
-    /// retained play was attributed to outlive that play, which replay recovery needs
-    /// (see the `join` module docs). It never changes a fact.
+    /// DESIGN §3 asks for the plays watermark to pass window + lateness. One extra skew,
+    /// and waiting for the impressions watermark too, make every impression a retained
+    /// play was attributed to outlive that play (the play is kept until the impressions
+    /// watermark passes `P.t + skew + lateness <= I.t + window + skew + lateness`), which
+    /// replay recovery needs (see the `join` module docs). It never changes a fact.
     pub(crate) fn impression_retention_ms(&self) -> i64 {
         self.attribution_window_ms.saturating_add(self.skew_ms).saturating_add(self.allowed_lateness_ms)
     }
 
-    /// A play is kept until the watermark passes `t + this` (DESIGN §3).
+    /// A play is kept until the impressions watermark passes `t + this` (DESIGN §3).
     pub(crate) fn play_retention_ms(&self) -> i64 {
         self.skew_ms.saturating_add(self.allowed_lateness_ms)
     }

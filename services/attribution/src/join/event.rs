@@ -132,3 +132,53 @@ impl SourceOffsets {
         }
     }
 }
+
+/// The watermark (largest event time seen) of each source; `None` before its first event.
+///
+/// Each source is judged against its own watermark only (DESIGN §3), which is what
+/// makes the join independent of how the two sources are interleaved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Watermarks {
+    /// Largest impression time seen, ms.
+    pub impressions: Option<i64>,
+    /// Largest play time seen, ms.
+    pub plays: Option<i64>,
+}
+
+impl Watermarks {
+    /// The watermark of one source.
+    pub fn get(&self, source: Source) -> Option<i64> {
+        match source {
+            Source::Impressions => self.impressions,
+            Source::Plays => self.plays,
+        }
+    }
+
+    /// Raises `source`'s watermark to `t`; returns whether it moved.
+    pub(crate) fn raise(&mut self, source: Source, t: i64) -> bool {
+        let wm = match source {
+            Source::Impressions => &mut self.impressions,
+            Source::Plays => &mut self.plays,
+        };
+        if wm.is_none_or(|w| t > w) {
+            *wm = Some(t);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The larger of each source's watermark.
+    pub fn max(self, other: Watermarks) -> Watermarks {
+        let max = |a: Option<i64>, b: Option<i64>| a.max(b);
+        Watermarks {
+            impressions: max(self.impressions, other.impressions),
+            plays: max(self.plays, other.plays),
+        }
+    }
+
+    /// The smaller of the two watermarks; `None` until both sources have one.
+    pub fn min_of_both(&self) -> Option<i64> {
+        Some(self.impressions?.min(self.plays?))
+    }
+}

@@ -51,7 +51,10 @@ pub(crate) struct Record {
     pub(crate) next: u32,
     /// Interned [`super::output::CellDims`] (impression) or [`super::output::PlayDims`] (play).
     pub(crate) dims: u32,
-    /// Outcome timer slot while [`OUTCOME_PENDING`].
+    /// Impression: its outcome timer slot while [`OUTCOME_PENDING`], else [`NIL`].
+    /// Play: how far the plays watermark was past the play's time when it arrived, ms
+    /// (saturating), which decides whether it can still reward an outcome (see
+    /// [`Record::arrival_watermark`]).
     pub(crate) outcome: u32,
     pub(crate) flags: u8,
 }
@@ -71,6 +74,16 @@ impl Record {
 
     pub(crate) fn is(&self, flag: u8) -> bool {
         self.flags & flag != 0
+    }
+
+    /// Play: the plays watermark just after it arrived (itself included), saturating.
+    pub(crate) fn arrival_watermark(&self) -> i64 {
+        self.time_ms.saturating_add(i64::from(self.outcome))
+    }
+
+    /// Play: the `outcome` field value recording an arrival at plays watermark `wm`.
+    pub(crate) fn arrival_lag(time_ms: i64, wm: i64) -> u32 {
+        u32::try_from(wm.saturating_sub(time_ms).max(0)).unwrap_or(u32::MAX)
     }
 }
 

@@ -7,7 +7,7 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 use std::hash::BuildHasher;
 
 use super::config::JoinConfig;
-use super::event::{Impression, Input, Play, Source, SourceOffsets};
+use super::event::{Impression, Input, Play, Source, SourceOffsets, Watermarks};
 use super::intern::{Interner, TextArena};
 use super::outcomes::{OutcomeTimers, PendingOutcome};
 use super::output::{
@@ -45,7 +45,12 @@ pub struct JoinStats {
 #[derive(Debug)]
 pub struct JoinState {
     config: JoinConfig,
-    watermark: Option<i64>,
+    /// Largest event time seen per source: what expiry and outcome timers follow.
+    watermarks: Watermarks,
+    /// Watermarks saved at the last commit before a restart. A replay rebuilds
+    /// `watermarks` from the retained suffix only, which may be lower; lateness is still
+    /// judged against what the uninterrupted run had seen.
+    judged_from: Watermarks,
     finished: bool,
     resume: SourceOffsets,
     slab: Slab,
@@ -55,7 +60,10 @@ pub struct JoinState {
     cell_dims: Interner<CellDims>,
     play_dims: Interner<PlayDims>,
     texts: TextArena,
-    wheel: Wheel,
+    /// Impressions by deadline, passed when *both* watermarks pass it (module docs).
+    impression_wheel: Wheel,
+    /// Plays by deadline, passed when the impressions watermark passes it.
+    play_wheel: Wheel,
     outcomes: OutcomeTimers,
     stats: JoinStats,
 }
@@ -63,19 +71,22 @@ pub struct JoinState {
 impl JoinState {
     /// An empty state.
     pub fn new(config: JoinConfig) -> Result<Self> {
-        Self::resume(config, SourceOffsets::default())
+        Self::resume(config, SourceOffsets::default(), Watermarks::default())
     }
 
     /// An empty state that will be fed a replay: inputs whose offset is below `committed`
-    /// for their source rebuild state but emit nothing and are never too late.
+    /// for their source rebuild state but emit nothing and are never too late; later
+    /// inputs are judged against at least `watermarks` (as saved with `committed`).
     ///
     /// Feed every input from [`Self::oldest_needed_offsets`] (as saved at the commit) up
-    /// to `committed`, of both sources, before any input at or after `committed`.
-    pub fn resume(config: JoinConfig, committed: SourceOffsets) -> Result<Self> {
+    /// to `committed`, of both sources in any interleaving, before any input at or after
+    /// `committed`.
+    pub fn resume(config: JoinConfig, committed: SourceOffsets, watermarks: Watermarks) -> Result<Self> {
         config.validate()?;
         Ok(Self {
             config,
-            watermark: None,
+            watermarks: Watermarks::default(),
+            judged_from: watermarks,
             finished: false,
             resume: committed,
             slab: Slab::new(),
@@ -84,7 +95,8 @@ impl JoinState {
             cell_dims: Interner::new(),
             play_dims: Interner::new(),
             texts: TextArena::new(),
-            wheel: Wheel::new(config.expiry_granularity_ms),
+            impression_wheel: Wheel::new(config.expiry_granularity_ms),
+            play_wheel: Wheel::new(config.expiry_granularity_ms),
             outcomes: OutcomeTimers::default(),
             stats: JoinStats::default(),
         })
@@ -95,14 +107,10 @@ impl JoinState {
         &self.config
     }
 
-    /// Largest event time seen, if any.
-    pub fn watermark_ms(&self) -> Option<i64> {
-        self.watermark
-    }
-
-    /// True once [`Self::finish`] ran.
-    pub fn is_finished(&self) -> bool {
-        self.finished
+    /// Largest event time seen per source, counting the watermarks a resumed state was
+    /// given: what the next input of each source is judged against.
+    pub fn watermarks(&self) -> Watermarks {
+        self.watermarks.max(self.judged_from)
     }
 
     /// Counters since creation.
@@ -119,7 +127,8 @@ impl JoinState {
     pub fn approx_state_bytes(&self) -> usize {
         self.slab.approx_bytes()
             + self.index.allocation_size()
-            + self.wheel.approx_bytes()
+            + self.impression_wheel.approx_bytes()
+            + self.play_wheel.approx_bytes()
             + self.cell_dims.approx_bytes()
             + self.play_dims.approx_bytes()
             + self.texts.approx_bytes()
@@ -131,8 +140,8 @@ impl JoinState {
     /// a replay must start to rebuild this state (DESIGN §4). `None`: nothing retained.
     pub fn oldest_needed_offsets(&self) -> SourceOffsets {
         SourceOffsets {
-            impressions: self.wheel.min_offset(Source::Impressions),
-            plays: self.wheel.min_offset(Source::Plays),
+            impressions: self.impression_wheel.min_offset(Source::Impressions),
+            plays: self.play_wheel.min_offset(Source::Plays),
         }
     }
 
@@ -165,7 +174,7 @@ impl JoinState {
         }
     }
 
-    /// Ends the input: advances the watermark past every deadline, so every retained
+    /// Ends the input: advances both watermarks past every deadline, so every retained
     /// play is settled (unattributed if no impression came) and every outcome decided.
     /// Inputs after this are reported late.
     pub fn finish(&mut self) -> Outputs {
@@ -177,7 +186,7 @@ impl JoinState {
     /// [`Self::finish`], appending to `out`.
     pub fn finish_into(&mut self, out: &mut Outputs) {
         if !self.finished {
-            self.advance(None, true, out);
+            self.advance(true, true, out);
             self.finished = true;
         }
     }
@@ -195,19 +204,18 @@ impl JoinState {
             self.report_late(input, LateReason::AfterFinish, out);
             return;
         }
-        // A replayed input was judged when it first arrived; the (possibly differently
-        // interleaved) replay must not judge it again.
+        // Judged against its own source's watermark only. A replayed input was judged
+        // when it first arrived and is not judged again.
         if !replay
-            && let Some(wm) = self.watermark
+            && let Some(wm) = self.watermarks().get(source)
             && t < wm.saturating_sub(self.config.allowed_lateness_ms)
         {
             self.report_late(input, LateReason::BeyondAllowedLateness, out);
             return;
         }
         // Advancing first is safe: nothing dropped by reaching `t` can join an event at `t`.
-        if self.watermark.is_none_or(|wm| t > wm) {
-            self.watermark = Some(t);
-            self.advance(Some(t), emit, out);
+        if self.watermarks.raise(source, t) {
+            self.advance(false, emit, out);
         }
         let key = match key {
             Some(key) => key,
@@ -230,12 +238,33 @@ impl JoinState {
         out.late.push(Late {
             input: input.clone(),
             reason,
-            watermark_ms: self.watermark.unwrap_or(i64::MIN),
+            watermark_ms: self.watermarks().get(input.event.source()).unwrap_or(i64::MIN),
         });
     }
 
-    /// Fires outcome timers and drops state whose deadline is below `to` (all, for None).
-    fn advance(&mut self, to: Option<i64>, emit: bool, out: &mut Outputs) {
+    /// Fires the outcome timers the plays watermark passed and drops the state whose
+    /// waiting is over: plays on the impressions watermark, impressions on both (see
+    /// the module docs). With `finish`, everything.
+    fn advance(&mut self, finish: bool, emit: bool, out: &mut Outputs) {
+        let wm = self.watermarks;
+        // How far a waiting side may go: `None` for nowhere (its watermark has no value
+        // yet), `Some(None)` for past every deadline (finish), else below the watermark.
+        let reach = |wm: Option<i64>| if finish { Some(None) } else { wm.map(Some) };
+        if let Some(to) = reach(wm.plays) {
+            self.fire_outcome_timers(to, emit, out);
+        }
+        if let Some(to) = reach(wm.min_of_both()) {
+            self.impression_wheel.advance(to);
+        }
+        if let Some(to) = reach(wm.impressions) {
+            self.play_wheel.advance(to);
+        }
+        self.drop_expired(Source::Impressions, emit, out);
+        self.drop_expired(Source::Plays, emit, out);
+    }
+
+    /// Settles every pending outcome whose deadline is below `to` (all, for `None`).
+    fn fire_outcome_timers(&mut self, to: Option<i64>, emit: bool, out: &mut Outputs) {
         if self.outcomes.next_deadline().is_some_and(|d| to.is_none_or(|wm| d < wm)) {
             while let Some(due) = self.outcomes.pop_due(to) {
                 if let Some(pending) = due {
@@ -243,8 +272,18 @@ impl JoinState {
                 }
             }
         }
-        self.wheel.advance(to);
-        while let Some(expired) = self.wheel.pop_expired() {
+    }
+
+    fn wheel_mut(&mut self, source: Source) -> &mut Wheel {
+        match source {
+            Source::Impressions => &mut self.impression_wheel,
+            Source::Plays => &mut self.play_wheel,
+        }
+    }
+
+    /// Drops the records of `source` whose deadline the wheel has passed.
+    fn drop_expired(&mut self, source: Source, emit: bool, out: &mut Outputs) {
+        while let Some(expired) = self.wheel_mut(source).pop_expired() {
             for group in expired.chunks(GROUP) {
                 // As in apply_into: overlap the cache misses of independent records.
                 for &idx in group {
@@ -256,7 +295,7 @@ impl JoinState {
                     self.expire(idx, emit, out);
                 }
             }
-            self.wheel.recycle(expired);
+            self.wheel_mut(source).recycle(expired);
         }
     }
 
@@ -364,7 +403,7 @@ impl JoinState {
         record.next = head;
         let source = if record.is_play() { Source::Plays } else { Source::Impressions };
         let idx = self.slab.alloc(record);
-        if !self.wheel.insert(deadline, idx, source, offset) {
+        if !self.wheel_mut(source).insert(deadline, idx, source, offset) {
             self.slab.free(idx);
             return None;
         }
@@ -398,6 +437,10 @@ impl JoinState {
         let dims = self.cell_dims.intern((&imp.country, &imp.device, &imp.canvas));
         let hash = self.hasher.hash_one(key);
         let head = self.head(hash, &key);
+        // A play rewards this impression's outcome only if it arrived before the plays
+        // watermark passed the outcome's deadline: what a timer started now would have
+        // seen, so the outcome does not depend on when this impression is read.
+        let outcome_deadline = t.saturating_add(cfg.reward_window_ms).saturating_add(cfg.reward_grace_ms);
 
         let mut cell_seen = false;
         let mut cell_joined = false;
@@ -410,7 +453,7 @@ impl JoinState {
             if r.is_play() {
                 if cfg.attributes(t, r.time_ms) {
                     matched = true;
-                    if cfg.rewards(t, r.time_ms) {
+                    if cfg.rewards(t, r.time_ms) && r.arrival_watermark() <= outcome_deadline {
                         reward_play = Some(reward_play.map_or(r.time_ms, |p| p.min(r.time_ms)));
                     }
                 }
@@ -468,9 +511,8 @@ impl JoinState {
         let Some(explore) = imp.explore.as_ref().filter(|_| !outcome_owned) else {
             return;
         };
-        let outcome_deadline = t.saturating_add(cfg.reward_window_ms).saturating_add(cfg.reward_grace_ms);
-        let wm = self.watermark.unwrap_or(i64::MIN);
-        if reward_play.is_some() || outcome_deadline < wm {
+        let plays_wm = self.watermarks.plays.unwrap_or(i64::MIN);
+        if reward_play.is_some() || outcome_deadline < plays_wm {
             self.slab.get_mut(idx).flags |= OUTCOME_DONE;
             if emit {
                 out.outcomes.push(Outcome {
@@ -546,19 +588,33 @@ impl JoinState {
             i = r.next;
         }
 
+        let arrived_at = self.watermarks.plays.unwrap_or(t);
         let record = Record {
             rid: key.rid,
             video_id: play.video_id,
             time_ms: t,
             next: NIL,
             dims,
-            outcome: NIL,
+            outcome: Record::arrival_lag(t, arrived_at),
             flags: PLAY | if key.text { RID_TEXT } else { 0 } | if attributed { MATCHED } else { 0 },
         };
         let deadline = t.saturating_add(cfg.play_retention_ms());
-        // A play whose deadline is already past (replay only) settles at once; what it
-        // would emit was emitted when it first arrived.
-        let _ = self.retain(hash, head, record, deadline, offset);
+        // The impressions watermark may already be past the play's deadline (the plays
+        // topic is read behind the impressions topic): then no impression still to come
+        // can claim it, so it settles at once, as if it had been retained and expired.
+        if self.retain(hash, head, record, deadline, offset).is_none() && !attributed {
+            self.stats.unattributed += 1;
+            if emit {
+                out.unattributed.push(UnattributedMember {
+                    key: UnattributedKey {
+                        video_id: play.video_id,
+                        epoch: cfg.epoch_of(t),
+                        dims: self.play_dims.get(dims),
+                    },
+                    request_id: self.request_id_of(&key),
+                });
+            }
+        }
     }
 
     /// Whether an impression record in the chain with `r`'s cell already joined a play.

@@ -11,7 +11,8 @@ pub(super) const LOAD_PROGRESS: &str = "SELECT topic, committed_offset, oldest_n
 pub(super) const PARTITIONS: &str =
     "SELECT DISTINCT partition FROM partition_progress WHERE consumer_group = $1 ORDER BY partition";
 
-/// Inserts new members and adds exactly the newly inserted ones to their cell's count.
+/// Inserts new members and adds exactly the newly inserted ones to their cell's count
+/// and to its hour's and day's roll-up rows (see `nearline_storage::rollups`).
 /// Cells are upserted in key order so concurrent writers lock rows in the same order.
 const ADD_MEMBERS: [(&str, &str); 2] = [
     (
@@ -20,7 +21,20 @@ const ADD_MEMBERS: [(&str, &str); 2] = [
             INSERT INTO impression_members (video_id, epoch_start_ms, country, device, canvas, request_id)
             SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[])
             ON CONFLICT DO NOTHING
-            RETURNING video_id, epoch_start_ms, country, device, canvas)
+            RETURNING video_id, epoch_start_ms, country, device, canvas),
+         -- The roll-ups in the same statement (data-modifying CTEs always run).
+         cell_counts_hourly AS (
+            INSERT INTO cell_counts_hourly (video_id, epoch_start_ms, country, device, canvas, impressions)
+            SELECT video_id, epoch_start_ms - ((epoch_start_ms % 3600000) + 3600000) % 3600000, country, device, canvas, count(*)
+            FROM new GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+            ON CONFLICT (video_id, epoch_start_ms, country, device, canvas)
+            DO UPDATE SET impressions = cell_counts_hourly.impressions + EXCLUDED.impressions RETURNING 1),
+         cell_counts_daily AS (
+            INSERT INTO cell_counts_daily (video_id, epoch_start_ms, country, device, canvas, impressions)
+            SELECT video_id, epoch_start_ms - ((epoch_start_ms % 86400000) + 86400000) % 86400000, country, device, canvas, count(*)
+            FROM new GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+            ON CONFLICT (video_id, epoch_start_ms, country, device, canvas)
+            DO UPDATE SET impressions = cell_counts_daily.impressions + EXCLUDED.impressions RETURNING 1)
          INSERT INTO cell_counts (video_id, epoch_start_ms, country, device, canvas, impressions)
          SELECT video_id, epoch_start_ms, country, device, canvas, count(*) FROM new
          GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
@@ -33,7 +47,20 @@ const ADD_MEMBERS: [(&str, &str); 2] = [
             INSERT INTO play_members (video_id, epoch_start_ms, country, device, canvas, request_id)
             SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[])
             ON CONFLICT DO NOTHING
-            RETURNING video_id, epoch_start_ms, country, device, canvas)
+            RETURNING video_id, epoch_start_ms, country, device, canvas),
+         -- The roll-ups in the same statement (data-modifying CTEs always run).
+         cell_counts_hourly AS (
+            INSERT INTO cell_counts_hourly (video_id, epoch_start_ms, country, device, canvas, plays)
+            SELECT video_id, epoch_start_ms - ((epoch_start_ms % 3600000) + 3600000) % 3600000, country, device, canvas, count(*)
+            FROM new GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+            ON CONFLICT (video_id, epoch_start_ms, country, device, canvas)
+            DO UPDATE SET plays = cell_counts_hourly.plays + EXCLUDED.plays RETURNING 1),
+         cell_counts_daily AS (
+            INSERT INTO cell_counts_daily (video_id, epoch_start_ms, country, device, canvas, plays)
+            SELECT video_id, epoch_start_ms - ((epoch_start_ms % 86400000) + 86400000) % 86400000, country, device, canvas, count(*)
+            FROM new GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+            ON CONFLICT (video_id, epoch_start_ms, country, device, canvas)
+            DO UPDATE SET plays = cell_counts_daily.plays + EXCLUDED.plays RETURNING 1)
          INSERT INTO cell_counts (video_id, epoch_start_ms, country, device, canvas, plays)
          SELECT video_id, epoch_start_ms, country, device, canvas, count(*) FROM new
          GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5

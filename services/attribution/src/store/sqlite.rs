@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use nearline_storage::rollups::Rollup;
 use sqlx::SqlitePool;
 
 use super::{Facts, PartitionProgress, ProgressKey, progress_rows};
@@ -26,6 +27,18 @@ const ADD_TO_CELL: &str =
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
      ON CONFLICT (video_id, epoch_start_ms, country, device, canvas) DO UPDATE SET
         impressions = impressions + excluded.impressions, plays = plays + excluded.plays";
+
+/// The same upsert into the hourly and daily roll-ups (the cell's row start bound as ?2).
+const ADD_TO_ROLLUP: [&str; 2] = [
+    "INSERT INTO cell_counts_hourly (video_id, epoch_start_ms, country, device, canvas, impressions, plays)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+     ON CONFLICT (video_id, epoch_start_ms, country, device, canvas) DO UPDATE SET
+        impressions = impressions + excluded.impressions, plays = plays + excluded.plays",
+    "INSERT INTO cell_counts_daily (video_id, epoch_start_ms, country, device, canvas, impressions, plays)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+     ON CONFLICT (video_id, epoch_start_ms, country, device, canvas) DO UPDATE SET
+        impressions = impressions + excluded.impressions, plays = plays + excluded.plays",
+];
 
 const INSERT_UNATTRIBUTED: &str =
     "INSERT OR IGNORE INTO unattributed_members (video_id, epoch_start_ms, country, device, request_id)
@@ -94,16 +107,21 @@ pub(super) async fn write(
         }
     }
     for ((video_id, epoch_start_ms, country, device, canvas), (impressions, plays)) in added {
-        sqlx::query(ADD_TO_CELL)
-            .bind(video_id)
-            .bind(epoch_start_ms)
-            .bind(country)
-            .bind(device)
-            .bind(canvas)
-            .bind(impressions)
-            .bind(plays)
-            .execute(&mut *tx)
-            .await?;
+        let rows = std::iter::once((ADD_TO_CELL, epoch_start_ms)).chain(
+            ADD_TO_ROLLUP.into_iter().zip(Rollup::ALL).map(|(sql, r)| (sql, r.start_of(epoch_start_ms))),
+        );
+        for (sql, start_ms) in rows {
+            sqlx::query(sql)
+                .bind(video_id)
+                .bind(start_ms)
+                .bind(&country)
+                .bind(&device)
+                .bind(&canvas)
+                .bind(impressions)
+                .bind(plays)
+                .execute(&mut *tx)
+                .await?;
+        }
     }
 
     if facts.retract_unattributed {

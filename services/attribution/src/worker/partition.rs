@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::join::{Input, JoinConfig, JoinState, Outputs, Source, SourceOffsets};
+use crate::join::{Input, JoinConfig, JoinState, Outputs, Source, SourceOffsets, Watermarks};
 use crate::store::{PartitionProgress, SourceProgress};
 
 /// The join of impressions partition p with plays partition p.
@@ -43,8 +43,9 @@ impl PartitionJob {
         config: JoinConfig,
         stored: Option<PartitionProgress>,
     ) -> crate::Result<Self> {
-        let source =
-            |s: Option<SourceProgress>| s.unwrap_or(SourceProgress { committed: 0, oldest_needed: 0 });
+        let source = |s: Option<SourceProgress>| {
+            s.unwrap_or(SourceProgress { committed: 0, oldest_needed: 0, watermark_ms: None })
+        };
         let (impressions, plays) = match stored {
             Some(p) => (source(p.impressions), source(p.plays)),
             None => (source(None), source(None)),
@@ -54,7 +55,12 @@ impl PartitionJob {
         let next =
             [impressions.oldest_needed.min(impressions.committed), plays.oldest_needed.min(plays.committed)];
         let replaying = next[0] < impressions.committed || next[1] < plays.committed;
-        let state = if replaying { JoinState::resume(config, committed)? } else { JoinState::new(config)? };
+        let watermarks = Watermarks { impressions: impressions.watermark_ms, plays: plays.watermark_ms };
+        let state = JoinState::resume(
+            config,
+            if replaying { committed } else { SourceOffsets::default() },
+            watermarks,
+        )?;
         Ok(Self {
             partition,
             state,
@@ -74,6 +80,12 @@ impl PartitionJob {
         self.next[index(source)]
     }
 
+    /// Whether `offset` of `source` is read again to rebuild state (its effects, and any
+    /// dead letter it made, were written before the restart).
+    pub(crate) fn is_replayed(&self, source: Source, offset: i64) -> bool {
+        self.replay_until.is_some_and(|until| offset < until[index(source)])
+    }
+
     /// Whether the job is still rebuilding its state.
     pub(crate) fn is_replaying(&self) -> bool {
         self.replay_until.is_some()
@@ -88,6 +100,8 @@ impl PartitionJob {
             return;
         }
         self.next[i] = offset + 1;
+        // A skipped record moves the offset too, which must reach the store.
+        self.dirty |= input.is_none();
         if let Some(input) = input {
             let time = input.event.event_time_ms();
             self.max_time_ms[i] = Some(self.max_time_ms[i].map_or(time, |max| max.max(time)));
@@ -128,15 +142,19 @@ impl PartitionJob {
             return None;
         }
         let needed = self.state.oldest_needed_offsets();
+        let watermarks = self.state.watermarks();
         let source = |s: Source| {
             let committed = self.next[index(s)];
-            SourceProgress { committed, oldest_needed: needed.get(s).unwrap_or(committed).min(committed) }
+            SourceProgress {
+                committed,
+                oldest_needed: needed.get(s).unwrap_or(committed).min(committed),
+                watermark_ms: watermarks.get(s),
+            }
         };
         Some(PartitionProgress {
             partition: self.partition,
             impressions: Some(source(Source::Impressions)),
             plays: Some(source(Source::Plays)),
-            watermark_ms: self.state.watermark_ms().unwrap_or(0),
         })
     }
 

@@ -190,3 +190,30 @@ fn country_list_is_sorted_and_complete() {
     assert!(COUNTRIES.windows(2).all(|w| w[0] < w[1]), "COUNTRIES must be sorted and unique");
     assert!(COUNTRIES.iter().all(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase())));
 }
+
+#[test]
+fn control_characters_in_ids_are_rejected_by_name() {
+    let mut bad = impression();
+    bad.event_id = "a\u{0}b".into();
+    bad.request_id = "r\u{1b}[31m".into();
+    let violations = check_batch(&[Event { kind: Some(event::Kind::Impression(bad)) }], &bounds());
+    let got: Vec<(&str, &str)> = violations.iter().map(|v| (v.field.as_str(), v.reason.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            ("event_id", "must not contain control characters, found U+0000 at character 1"),
+            ("request_id", "must not contain control characters, found U+001B at character 1"),
+        ]
+    );
+    assert_eq!(printable("ünïcødé ok"), Ok(()));
+}
+
+#[test]
+fn the_error_counts_events_and_problems_apart() {
+    let mut bad = impression();
+    bad.country = "us".into();
+    bad.video_id = 0;
+    let violations = check_batch(&[Event { kind: Some(event::Kind::Impression(bad)) }], &bounds());
+    let message = crate::error::ApiError::InvalidEvents(violations).to_string();
+    assert_eq!(message, "1 invalid event(s) in the batch, 2 problem(s) in all");
+}

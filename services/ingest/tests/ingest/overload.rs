@@ -85,6 +85,7 @@ async fn spent_budget_is_429_and_resource_exhausted_with_retry_after() {
     let response = service.post_json(&[play("d", "r")]).await;
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["retry-after"], "1");
+    assert_eq!(response.headers()["connection"], "close", "the unread body ends the connection; say so");
     assert_eq!(harness::body(response).await["error"], "overloaded");
 
     let status =

@@ -3,13 +3,19 @@
 // Auth: open the page as /dashboard#token=<token> when the service requires bearer
 // tokens; the token stays in the fragment (never sent to the server as part of a URL)
 // and goes out only in the Authorization header of API calls. With auth off, no token
-// is needed. Page parameters (all optional): ?video_id=&from=&to=&granularity=&slice=
+// is needed; when the API answers 401 the page asks for the token instead. Page
+// parameters (all optional): ?video_id=&from=&to=&granularity=&slice=
+//
+// The default range ends at the end of the current epoch, so what was posted a moment
+// ago is on the page, and the page refreshes itself every few seconds while visible.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const page = new URLSearchParams(location.search);
-const token = new URLSearchParams(location.hash.slice(1)).get("token");
+let token = new URLSearchParams(location.hash.slice(1)).get("token");
 const HOUR = 3600 * 1000;
+const EPOCH = 30 * 60 * 1000;
+const AUTO_REFRESH = 5000;
 const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#4d7c0f", "#be185d"];
 
 const state = { videoId: null, charts: {} };
@@ -18,10 +24,30 @@ async function api(path) {
   const headers = token ? { Authorization: `Bearer ${token}` } : {};
   const response = await fetch(path, { headers });
   const body = await response.json().catch(() => ({}));
+  if (response.status === 401) {
+    askForToken();
+    throw new Error("this insights service requires a bearer token: enter it above");
+  }
   if (!response.ok) {
     throw new Error(body.message || `${response.status} ${response.statusText}`);
   }
   return body;
+}
+
+// Shows the token form; a token entered there goes into the URL fragment (so a reload
+// keeps it) and the data is fetched again.
+function askForToken() {
+  const form = $("token-form");
+  if (!form.hidden) return;
+  form.hidden = false;
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    token = $("token").value.trim();
+    history.replaceState(null, "", `${location.pathname}${location.search}#token=${encodeURIComponent(token)}`);
+    form.hidden = true;
+    showError(null);
+    refresh();
+  }, { once: true });
 }
 
 function showError(error) {
@@ -35,8 +61,9 @@ const fmtRate = (r) => (r == null ? "–" : `${(r * 100).toFixed(2)}%`);
 const toIso = (ms) => new Date(ms).toISOString().replace(".000Z", "Z");
 
 function defaultRange() {
-  // The last 7 days up to the current hour (an epoch boundary for the default 30 min epochs).
-  const to = Math.floor(Date.now() / HOUR) * HOUR;
+  // Seven days up to the end of the current epoch (default 30 min epochs), so events
+  // posted a moment ago are in range.
+  const to = Math.floor(Date.now() / EPOCH) * EPOCH + EPOCH;
   return { from: toIso(to - 7 * 24 * HOUR), to: toIso(to) };
 }
 
@@ -266,6 +293,7 @@ function init() {
   const defaults = defaultRange();
   $("from").value = page.get("from") || defaults.from;
   $("to").value = page.get("to") || defaults.to;
+  state.defaultTo = defaults.to;
   if (page.get("granularity")) $("granularity").value = page.get("granularity");
   if (page.get("slice")) $("slice").value = page.get("slice");
   let timer = null;
@@ -278,6 +306,17 @@ function init() {
   $("refresh").addEventListener("click", refresh);
   if (page.get("video_id")) state.videoId = Number(page.get("video_id"));
   refresh();
+  // Keep the page current while someone looks at it; the default range follows the clock.
+  setInterval(() => {
+    if (document.visibilityState !== "visible" || !$("token-form").hidden) return;
+    if (!page.get("to") && $("to").value === state.defaultTo) {
+      const defaults = defaultRange();
+      $("from").value = defaults.from;
+      $("to").value = defaults.to;
+      state.defaultTo = defaults.to;
+    }
+    refresh();
+  }, AUTO_REFRESH);
 }
 
 init();

@@ -2,6 +2,12 @@
 //! is matched: `= ANY($n)` over a Postgres array, `IN (SELECT value FROM json_each(?n))`
 //! over a JSON array on SQLite. An empty list matches everything.
 
+use std::sync::LazyLock;
+
+use nearline_storage::rollups::Rollup;
+
+use crate::planner::Source;
+
 /// Postgres statements.
 pub(super) mod pg {
     pub(in crate::repository) const VIDEO: &str =
@@ -16,9 +22,6 @@ pub(super) mod pg {
     pub(in crate::repository) const LAUNCHES: &str = "SELECT video_id, title, kind, genres, launch_at_ms
         FROM videos WHERE kind = $1 AND launch_at_ms >= $2 AND launch_at_ms < $3
         ORDER BY launch_at_ms DESC, video_id LIMIT $4";
-
-    pub(in crate::repository) const MIN_WATERMARK: &str =
-        "SELECT MIN(watermark_ms) FROM partition_progress WHERE consumer_group = $1";
 
     pub(in crate::repository) const PERFORMANCE: &str = "SELECT
             (epoch_start_ms / $4) * $4,
@@ -71,9 +74,6 @@ pub(super) mod sqlite {
         FROM videos WHERE kind = ?1 AND launch_at_ms >= ?2 AND launch_at_ms < ?3
         ORDER BY launch_at_ms DESC, video_id LIMIT ?4";
 
-    pub(in crate::repository) const MIN_WATERMARK: &str =
-        "SELECT MIN(watermark_ms) FROM partition_progress WHERE consumer_group = ?1";
-
     pub(in crate::repository) const PERFORMANCE: &str = "SELECT
             (epoch_start_ms / ?4) * ?4,
             CASE WHEN ?5 THEN country ELSE '' END,
@@ -107,3 +107,42 @@ pub(super) mod sqlite {
         WHERE video_id = ?1 AND epoch_start_ms >= ?2 AND epoch_start_ms < ?3
         GROUP BY epoch_start_ms";
 }
+
+/// The performance and top statements of a backend, one per source table: the cell
+/// statements reading a roll-up instead (same columns), for the planner's parts.
+pub(super) struct BySource {
+    performance: [String; 3],
+    top: [String; 3],
+}
+
+impl BySource {
+    fn new(performance: &str, top: &str) -> Self {
+        let on = |statement: &str, source: Source| {
+            statement.replace("FROM cell_counts\n", &format!("FROM {}\n", source.table()))
+        };
+        let sources = [Source::Cells, Source::Rollup(Rollup::Hourly), Source::Rollup(Rollup::Daily)];
+        Self { performance: sources.map(|s| on(performance, s)), top: sources.map(|s| on(top, s)) }
+    }
+
+    fn index(source: Source) -> usize {
+        match source {
+            Source::Cells => 0,
+            Source::Rollup(Rollup::Hourly) => 1,
+            Source::Rollup(Rollup::Daily) => 2,
+        }
+    }
+
+    pub(super) fn performance(&'static self, source: Source) -> &'static str {
+        &self.performance[Self::index(source)]
+    }
+
+    pub(super) fn top(&'static self, source: Source) -> &'static str {
+        &self.top[Self::index(source)]
+    }
+}
+
+/// Postgres, by source.
+pub(super) static PG: LazyLock<BySource> = LazyLock::new(|| BySource::new(pg::PERFORMANCE, pg::TOP));
+/// SQLite, by source.
+pub(super) static SQLITE: LazyLock<BySource> =
+    LazyLock::new(|| BySource::new(sqlite::PERFORMANCE, sqlite::TOP));

@@ -18,9 +18,13 @@ async fn tokens_guard_the_api_but_not_the_pages() {
     let (status, body) = server.get(&path).await;
     assert_eq!(status, 200, "{body}");
 
-    for open in
-        ["/dashboard", "/dashboard/assets/app.js", "/dashboard/assets/uPlot.iife.min.js", "/openapi.json"]
-    {
+    for open in [
+        "/dashboard",
+        "/dashboard/",
+        "/dashboard/assets/app.js",
+        "/dashboard/assets/uPlot.iife.min.js",
+        "/openapi.json",
+    ] {
         let (status, _) = server.get_anonymous(open).await;
         assert_eq!(status, 200, "{open} should be open");
     }

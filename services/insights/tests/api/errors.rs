@@ -20,11 +20,19 @@ async fn bad_requests_name_the_parameter() {
     assert!(message.contains("is not before to"), "{message}");
     let message =
         assert_invalid(server.get(&perf("from=2026-11-01T00:00:00Z&to=2026-11-20T00:00:00Z")).await, "to");
-    assert!(message.contains("more than the maximum of 7days"), "{message}");
+    assert!(message.contains("more than the maximum of 7d"), "{message}");
     let message =
         assert_invalid(server.get(&perf(&format!("from=2026-11-20T10:10:00Z&to={T2H}"))).await, "from");
     assert!(message.contains("not aligned to the 30m attribution epoch"), "{message}");
     assert_invalid(server.get(&perf(&format!("to={T2H}"))).await, "from");
+    let message = assert_invalid(
+        server.get(&perf(&format!("from={T0}&to={T2H}&group_by=country,,"))).await,
+        "group_by",
+    );
+    assert!(message.contains("empty item"), "{message}");
+    let message =
+        assert_invalid(server.get(&format!("/v1/titles/top?from={T0}&to={T2H}&limit=0")).await, "limit");
+    assert!(message.contains("at least 1"), "{message}");
     assert_invalid(server.get(&perf(&format!("from={T0}&to={T2H}&granularity=week"))).await, "granularity");
     assert_invalid(server.get(&perf(&format!("from={T0}&to={T2H}&region=EU"))).await, "region");
     assert_invalid(server.get(&format!("/v1/titles/abc/performance?from={T0}&to={T2H}")).await, "video_id");

@@ -63,10 +63,14 @@ INSERT INTO partition_progress (consumer_group, topic, partition, committed_offs
     ('someone-else',         'nearline.impressions.v1', 0, 10, 5, 1767225600000);
 "#;
 
-/// Loads [`SEED_SQL`] into a migrated database.
+/// Loads [`SEED_SQL`] into a migrated database, with the roll-ups of its cells.
 pub(crate) async fn seed(database: &nearline_storage::Database) -> Result<(), sqlx::Error> {
     match database {
-        nearline_storage::Database::Postgres(pool) => sqlx::raw_sql(SEED_SQL).execute(pool).await.map(drop),
-        nearline_storage::Database::Sqlite(pool) => sqlx::raw_sql(SEED_SQL).execute(pool).await.map(drop),
+        nearline_storage::Database::Postgres(pool) => {
+            sqlx::raw_sql(SEED_SQL).execute(pool).await.map(drop)?
+        }
+        nearline_storage::Database::Sqlite(pool) => sqlx::raw_sql(SEED_SQL).execute(pool).await.map(drop)?,
     }
+    // The cells were written directly, not through attribution: roll them up as it would.
+    nearline_storage::rollups::rebuild(database).await
 }

@@ -122,6 +122,11 @@ async fn grpc_errors_name_the_field() {
         .expect_err("bad metric");
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(status.message().starts_with("metric"), "{status:?}");
+    // As rich as ingest's: a BadRequest detail names the field.
+    let details = tonic_types::StatusExt::get_error_details(&status);
+    let violations = &details.bad_request().expect("a BadRequest detail").field_violations;
+    assert_eq!(violations.len(), 1);
+    assert_eq!(violations[0].field, "metric");
     let status = client
         .get_launch_read(pb::LaunchReadRequest { video_id: 4242, hours: 0 })
         .await

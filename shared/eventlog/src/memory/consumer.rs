@@ -12,7 +12,7 @@ use super::group::Member;
 use super::{Shared, State, next_record};
 use crate::{Consumer, ConsumerEvent, Error, Result, TopicPartition};
 
-/// A member of a consumer group of a [`MemoryLog`]; leaves the group when closed or dropped.
+/// A member of a consumer group of a [`super::MemoryLog`]; leaves the group when closed or dropped.
 pub struct MemoryConsumer {
     shared: Arc<Shared>,
     group: String,
@@ -167,10 +167,17 @@ impl Consumer for MemoryConsumer {
                 tp.topic, tp.partition
             )));
         }
-        let mut state = self.shared.lock();
-        let group = state.groups.get_mut(&self.group).ok_or_else(|| self.gone())?;
-        group.committed.extend(offsets.iter().cloned());
-        Ok(())
+        let snapshot = {
+            let mut state = self.shared.lock();
+            let group = state.groups.get_mut(&self.group).ok_or_else(|| self.gone())?;
+            group.committed.extend(offsets.iter().cloned());
+            self.shared.durable.as_ref().map(|_| crate::durable::offsets::Snapshot::of(&mut state))
+        };
+        match snapshot {
+            // Like a broker, answer only once the commit would survive a crash.
+            Some(snapshot) => crate::durable::persist_offsets(&self.shared, snapshot).await,
+            None => Ok(()),
+        }
     }
 
     async fn seek(&mut self, tp: &TopicPartition, offset: i64) -> Result<()> {

@@ -3,13 +3,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
-use super::{Stored, index};
+use super::{Partition, index};
 use crate::{ConsumerEvent, TopicPartition};
 
 /// A consumer group: its committed offsets and its live members.
 #[derive(Default)]
-pub(super) struct Group {
-    pub(super) committed: HashMap<TopicPartition, i64>,
+pub(crate) struct Group {
+    pub(crate) committed: HashMap<TopicPartition, i64>,
     pub(super) members: BTreeMap<u64, Member>,
 }
 
@@ -36,7 +36,7 @@ impl Group {
     /// Spreads the partitions of the subscribed topics over the live members, moving
     /// as few as possible: members above their share give up their highest partitions,
     /// and partitions nobody owns go to the members below their share.
-    pub(super) fn rebalance(&mut self, topics: &HashMap<String, Vec<Vec<Stored>>>) {
+    pub(super) fn rebalance(&mut self, topics: &HashMap<String, Vec<Partition>>) {
         if self.members.is_empty() {
             return;
         }

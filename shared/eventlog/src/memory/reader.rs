@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{Shared, high_watermark, next_record, partition_of};
+use super::{Shared, next_record, partition_of};
 use crate::{Reader, Record, Result, TopicPartition};
 
 /// Reads chosen partitions of a [`super::MemoryLog`] from chosen offsets.
@@ -38,10 +38,9 @@ impl MemoryReader {
 #[async_trait]
 impl Reader for MemoryReader {
     async fn assign(&mut self, tp: &TopicPartition, offset: i64) -> Result<()> {
-        let state = self.shared.lock();
-        let high = high_watermark(partition_of(&state.topics, tp)?);
-        // Nothing is ever deleted here, so the low watermark is always 0.
-        self.positions.insert(tp.clone(), offset.clamp(0, high));
+        let mut state = self.shared.lock();
+        let log = partition_of(&mut state.topics, tp)?;
+        self.positions.insert(tp.clone(), offset.clamp(log.start, log.high()));
         Ok(())
     }
 
@@ -61,8 +60,8 @@ impl Reader for MemoryReader {
             // wakes the wait below instead of being missed.
             self.changes.borrow_and_update();
             let next = {
-                let state = self.shared.lock();
-                next_record(&state.topics, &mut self.positions, &BTreeSet::new(), &mut self.cursor)?
+                let mut state = self.shared.lock();
+                next_record(&mut state.topics, &mut self.positions, &BTreeSet::new(), &mut self.cursor)?
             };
             if next.is_some() {
                 return Ok(next);

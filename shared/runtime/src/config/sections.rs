@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -70,6 +71,12 @@ pub struct KafkaConfig {
     /// Timeout of broker operations (metadata, admin, delivery).
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// How long a consumer group member may go unheard before the broker gives its
+    /// partitions to the others (`session.timeout.ms`): how soon a crashed attribution
+    /// instance's partitions move on. Within the broker's allowed range (6 s to 30 min
+    /// by default on Kafka).
+    #[serde(with = "humantime_serde")]
+    pub session_timeout: Duration,
 }
 
 impl Default for KafkaConfig {
@@ -80,23 +87,65 @@ impl Default for KafkaConfig {
             partitions: 8,
             replication: 1,
             timeout: Duration::from_secs(10),
+            session_timeout: Duration::from_secs(45),
         }
     }
 }
 
-/// The embedded deployment's storage.
+/// The embedded deployment's storage: the SQLite file and the durable event log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct EmbeddedConfig {
     /// SQLite database file, created when missing.
     pub sqlite_path: String,
-    /// Partitions of the in-process log's topics.
+    /// Partitions of the embedded log's topics (fixed once the log was created).
     pub partitions: i32,
+    /// Directory of the event log's segment files, committed offsets and lock; empty
+    /// puts it next to the SQLite file, named after it (`nearline.db` -> `nearline-log`).
+    pub data_dir: String,
+    /// Size at which a log segment is closed and a new one started, in bytes.
+    pub segment_bytes: u64,
+    /// How long log records are kept: at least `attribution.allowed_lateness`, plus
+    /// how far back a replay or a `nearline backfill` from the log may need to go.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// Most bytes of log records kept per partition; older segments are deleted first.
+    pub retention_bytes: u64,
+    /// Bytes of recent records each log partition keeps in memory for consumers that
+    /// keep up; older records are read back from disk.
+    pub cache_bytes: usize,
 }
 
 impl Default for EmbeddedConfig {
     fn default() -> Self {
-        Self { sqlite_path: "nearline.db".into(), partitions: 4 }
+        Self {
+            sqlite_path: "nearline.db".into(),
+            partitions: 4,
+            data_dir: String::new(),
+            segment_bytes: 64 * 1024 * 1024,
+            retention: Duration::from_secs(24 * 3600),
+            retention_bytes: 1024 * 1024 * 1024,
+            cache_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+impl EmbeddedConfig {
+    /// The event log's directory: `data_dir`, or the default next to the SQLite file.
+    pub fn log_dir(&self) -> PathBuf {
+        if !self.data_dir.is_empty() {
+            return PathBuf::from(&self.data_dir);
+        }
+        let sqlite = Path::new(&self.sqlite_path);
+        match (sqlite.file_stem(), self.sqlite_path.starts_with(':')) {
+            (Some(stem), false) => {
+                let mut name = stem.to_os_string();
+                name.push("-log");
+                sqlite.with_file_name(name)
+            }
+            // `:memory:` and friends have no directory to sit in.
+            _ => PathBuf::from("nearline-log"),
+        }
     }
 }
 
@@ -160,6 +209,11 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// How long shutdown waits for in-flight work before giving up.
     pub grace_period: Duration,
+    /// Most HTTP connections open at once; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers before the connection
+    /// is closed (slow or stalled clients cannot hold connections forever).
+    pub header_read_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -201,6 +255,11 @@ macro_rules! service_section {
             /// How long shutdown waits for in-flight work.
             #[serde(with = "humantime_serde")]
             pub grace_period: Duration,
+            /// Most HTTP connections open at once; more are answered 503 and closed.
+            pub max_connections: usize,
+            /// How long a client may take to send a request's headers.
+            #[serde(with = "humantime_serde")]
+            pub header_read_timeout: Duration,
             $( $(#[$fmeta])* pub $field: $ty, )*
         }
 
@@ -213,6 +272,9 @@ macro_rules! service_section {
                     request_timeout: Duration::from_secs(10),
                     body_limit_bytes: 8 * 1024 * 1024,
                     grace_period: Duration::from_secs(20),
+                    // Four services in one process stay under a 20 000 open-file limit.
+                    max_connections: 4096,
+                    header_read_timeout: Duration::from_secs(10),
                     $( $field: $default, )*
                 }
             }
@@ -228,6 +290,8 @@ macro_rules! service_section {
                     request_timeout: self.request_timeout,
                     body_limit_bytes: self.body_limit_bytes,
                     grace_period: self.grace_period,
+                    max_connections: self.max_connections,
+                    header_read_timeout: self.header_read_timeout,
                 }
             }
         }
@@ -296,8 +360,9 @@ service_section!(
         /// How far back comparable launches are looked for.
         #[serde(with = "humantime_serde")]
         launch_lookback: Duration = Duration::from_secs(365 * 24 * 3600),
-        /// Address of the attribution gRPC API, for freshness.
-        attribution_url: String = "http://127.0.0.1:50052".into(),
+        /// Whether queries read the hourly and daily roll-ups where they fit (exact;
+        /// much faster for long ranges). `false` answers from the cells alone.
+        read_rollups: bool = true,
     }
 );
 
@@ -375,8 +440,20 @@ impl Config {
         );
         check(self.kafka.partitions >= 1, "kafka.partitions", "must be at least 1");
         check(self.kafka.replication >= 1, "kafka.replication", "must be at least 1");
+        check(
+            self.kafka.session_timeout >= Duration::from_secs(1),
+            "kafka.session_timeout",
+            "must be at least 1s",
+        );
         check(self.embedded.partitions >= 1, "embedded.partitions", "must be at least 1");
         check(!self.embedded.sqlite_path.is_empty(), "embedded.sqlite_path", "must not be empty");
+        check(self.embedded.segment_bytes >= 1024, "embedded.segment_bytes", "must be at least 1024");
+        check(self.embedded.retention_bytes > 0, "embedded.retention_bytes", "must be at least 1");
+        check(
+            self.embedded.retention >= self.attribution.allowed_lateness,
+            "embedded.retention",
+            "must be at least attribution.allowed_lateness, or a restart cannot replay what the join needs",
+        );
         for (name, server) in [
             ("ingest", self.ingest.server()),
             ("attribution", self.attribution.server()),
@@ -385,6 +462,12 @@ impl Config {
         ] {
             check(server.body_limit_bytes > 0, &format!("{name}.body_limit_bytes"), "must be at least 1");
             check(!server.request_timeout.is_zero(), &format!("{name}.request_timeout"), "must be positive");
+            check(server.max_connections > 0, &format!("{name}.max_connections"), "must be at least 1");
+            check(
+                !server.header_read_timeout.is_zero(),
+                &format!("{name}.header_read_timeout"),
+                "must be positive",
+            );
             let clash = server.grpc_port != 0 && server.grpc_port == server.http_port;
             check(!clash, &format!("{name}.http_port"), "must differ from grpc_port");
         }

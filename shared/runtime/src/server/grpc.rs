@@ -6,6 +6,7 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic_health::ServingStatus;
+use tower_http::classify::GrpcFailureClass;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -22,16 +23,30 @@ pub(super) fn server(
     shutdown: CancellationToken,
 ) -> Result<impl Future<Output = Result<()>> + use<>> {
     let (reporter, health) = tonic_health::server::health_reporter();
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(nearline_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| Error::Reflection(e.to_string()))?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(nearline_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()
-        .map_err(|e| Error::Reflection(e.to_string()))?;
+    // Reflection lists only what this port serves (the descriptor set holds all four
+    // services' protos, which their messages still resolve against).
+    let served: Vec<&str> = apis
+        .grpc_service_names
+        .iter()
+        .copied()
+        .chain([
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+        ])
+        .collect();
+    let reflection = || {
+        served.iter().fold(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(nearline_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET),
+            |builder, name| builder.with_service_name(*name),
+        )
+    };
+    let reflection_v1 = reflection().build_v1().map_err(|e| Error::Reflection(e.to_string()))?;
+    let reflection_v1alpha = reflection().build_v1alpha().map_err(|e| Error::Reflection(e.to_string()))?;
 
     let service = apis.name;
     let names = apis.grpc_service_names.clone();
@@ -60,7 +75,7 @@ pub(super) fn server(
         let result = tonic::transport::Server::builder()
             .timeout(timeout)
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-            .layer(TraceLayer::new_for_grpc())
+            .layer(TraceLayer::new_for_grpc().on_failure(log_failure))
             .layer(PropagateRequestIdLayer::x_request_id())
             .add_routes(routes)
             .add_service(health)
@@ -72,4 +87,34 @@ pub(super) fn server(
         health_follows_readiness.abort();
         result
     })
+}
+
+/// Logs a failed gRPC call: at debug for what a client caused or asked for (an unknown
+/// method, a missing title, a bad argument, a spent budget), at error for the rest.
+fn log_failure(failure: GrpcFailureClass, latency: std::time::Duration, _span: &tracing::Span) {
+    use tonic::Code;
+    match failure {
+        GrpcFailureClass::Code(code) => {
+            let code = Code::from(code.get());
+            let routine = matches!(
+                code,
+                Code::Cancelled
+                    | Code::InvalidArgument
+                    | Code::NotFound
+                    | Code::AlreadyExists
+                    | Code::PermissionDenied
+                    | Code::ResourceExhausted
+                    | Code::FailedPrecondition
+                    | Code::OutOfRange
+                    | Code::Unimplemented
+                    | Code::Unauthenticated
+            );
+            if routine {
+                tracing::debug!(?code, ?latency, "gRPC call answered with a client error");
+            } else {
+                tracing::error!(?code, ?latency, "gRPC call failed");
+            }
+        }
+        GrpcFailureClass::Error(error) => tracing::error!(%error, ?latency, "gRPC call failed"),
+    }
 }

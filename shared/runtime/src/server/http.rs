@@ -76,6 +76,56 @@ pub(super) fn router(
         )
         // Extractors enforce their own limit (2 MiB by default); make it the configured one.
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))
+        // Outermost, so the layers' own answers (413, 408, 405) get the JSON shape too.
+        .layer(middleware::from_fn_with_state(config.body_limit_bytes, json_errors))
+}
+
+/// Gives every error answer the one JSON shape `{"error": code, "message": text}`, also
+/// those that layers and the router make as plain text or with an empty body (413 from
+/// the body limit, 408 from the timeout, 405). An answer sent before the request body
+/// was read (413) also says `connection: close`, since the connection cannot be reused.
+async fn json_errors(State(body_limit): State<usize>, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_owned();
+    let message =
+        if text.is_empty() { status.canonical_reason().unwrap_or("error").to_lowercase() } else { text };
+    let code = match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::TOO_MANY_REQUESTS => "overloaded",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        s if s.is_server_error() => "internal",
+        _ => "client_error",
+    };
+    let mut body = serde_json::json!({ "error": code, "message": message });
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        body["limit_bytes"] = body_limit.into();
+    }
+    let mut answer = (status, axum::Json(body)).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            answer.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        answer.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    }
+    answer
 }
 
 async fn readyz(State(readiness): State<Readiness>) -> impl IntoResponse {

@@ -1,5 +1,11 @@
-//! Property tests: for random inputs, any order within the lateness bound, any
-//! duplication and any crash-and-replay give exactly the reference's facts.
+//! Property tests: for random inputs, any order of each topic within the lateness
+//! bound, *any interleaving of the two topics*, any duplication and any crash-and-replay
+//! (which re-interleaves) give exactly the reference's facts, and nothing is too late.
+//!
+//! The two topics are independent logs: a producer controls the order within each, never
+//! how a consumer interleaves them. So the workload fixes an arrival order per topic and
+//! the interleaving is generated separately, including the extremes (one topic read
+//! entirely before the other, as when catching up on a backlog).
 //!
 //! A small configuration (10 s steps against windows of minutes) makes keys collide,
 //! state expire mid-stream and inputs land exactly on every inclusive boundary.
@@ -8,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 
-use super::super::{Event, Input, JoinConfig, JoinState, Outputs, Source, SourceOffsets};
+use super::super::{Event, Input, JoinConfig, JoinState, Outputs, Source, SourceOffsets, Watermarks};
 use super::reference::{reference, rewarded};
 use super::{Facts, MIN, impression, play_event};
 
@@ -88,12 +94,56 @@ fn workload(max_step: i64, max_jitter: i64) -> impl Strategy<Value = Vec<(Spec, 
     prop::collection::vec((spec(max_step), jitter), 1..80)
 }
 
-/// Arrival order: by event time plus jitter (stable). With jitter <= lateness no input
-/// can be too late: everything before it has time <= its time + lateness.
-fn arrival(events: &[(Spec, i64)]) -> Vec<Event> {
+/// How a consumer interleaves the two topics' arrival orders.
+#[derive(Debug, Clone)]
+enum Interleaving {
+    /// By arrival time across both topics (one global order, as a live stream reads).
+    ByArrival,
+    /// Every impression, then every play: the impressions backlog is drained first.
+    ImpressionsFirst,
+    /// Every play, then every impression.
+    PlaysFirst,
+    /// Coin flips (cycled): true takes the next impression.
+    Coins(Vec<bool>),
+}
+
+fn interleaving() -> impl Strategy<Value = Interleaving> {
+    prop_oneof![
+        Just(Interleaving::ByArrival),
+        Just(Interleaving::ImpressionsFirst),
+        Just(Interleaving::PlaysFirst),
+        prop::collection::vec(any::<bool>(), 1..64).prop_map(Interleaving::Coins),
+        // Long runs of one topic: a coin that rarely switches.
+        prop::collection::vec(prop::bool::weighted(0.9), 1..64).prop_map(Interleaving::Coins),
+    ]
+}
+
+/// Arrival order: each topic by event time plus jitter (stable), the two merged as
+/// `interleaving` says. With jitter <= lateness no input can be too late: everything
+/// before it *in its own topic* has time <= its time + lateness.
+fn arrival(events: &[(Spec, i64)], interleaving: &Interleaving) -> Vec<Event> {
     let mut order: Vec<_> = events.iter().enumerate().collect();
     order.sort_by_key(|(i, (s, jitter))| (s.step + jitter, *i));
-    order.into_iter().map(|(_, (s, _))| s.event()).collect()
+    if let Interleaving::ByArrival = interleaving {
+        return order.into_iter().map(|(_, (s, _))| s.event()).collect();
+    }
+    let (plays, impressions): (Vec<_>, Vec<_>) =
+        order.into_iter().map(|(_, (s, _))| *s).partition(|s| s.play);
+    let (mut imps, mut plays) = (impressions.into_iter().peekable(), plays.into_iter().peekable());
+    let mut coins = match interleaving {
+        Interleaving::Coins(coins) => coins.clone(),
+        Interleaving::ImpressionsFirst => vec![true],
+        Interleaving::PlaysFirst | Interleaving::ByArrival => vec![false],
+    }
+    .into_iter()
+    .cycle();
+    let mut merged = Vec::with_capacity(events.len());
+    while imps.peek().is_some() || plays.peek().is_some() {
+        let take_impression =
+            plays.peek().is_none() || (imps.peek().is_some() && coins.next().unwrap_or(true));
+        merged.extend(if take_impression { imps.next() } else { plays.next() }.map(Spec::event));
+    }
+    merged
 }
 
 /// Tags events with per-source offsets in arrival order.
@@ -144,37 +194,58 @@ fn cuts() -> impl Strategy<Value = Vec<usize>> {
     prop::collection::vec(1usize..8, 1..5)
 }
 
+/// The too-late inputs of a run, by source and offset.
+fn late_set(out: &Outputs) -> BTreeSet<(Source, i64)> {
+    out.late.iter().map(|l| (l.input.event.source(), l.input.offset)).collect()
+}
+
+/// Each explored key's outcome as (owner impression time, played).
+fn outcome_view(out: &Outputs) -> BTreeMap<(String, i64), (i64, bool)> {
+    out.outcomes
+        .iter()
+        .map(|o| ((o.request_id.to_string(), o.cell.video_id), (o.impression_time_ms, o.played)))
+        .collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
-    /// Any arrival order in which nothing is too late gives the reference over all input.
+    /// Any arrival order in which nothing is too late within its own topic, interleaved
+    /// in any way, gives the reference over all input and reports nothing late.
     #[test]
-    fn any_in_bounds_order_matches_reference(
+    fn any_in_bounds_order_and_interleaving_matches_reference(
         events in workload(360, LATENESS_STEPS),
+        interleaving in interleaving(),
         cuts in cuts(),
     ) {
-        let inputs = with_offsets(&arrival(&events));
+        let inputs = with_offsets(&arrival(&events, &interleaving));
         let (out, facts) = run_all(&inputs, &cuts);
         prop_assert!(out.late.is_empty(), "in bounds: {:?}", out.late);
         prop_assert_eq!(facts, reference(&small_config(), &events_of(&inputs)));
     }
 
-    /// Any order at all gives the reference over the inputs it did not report late.
+    /// Any order at all gives the reference over the inputs it did not report late, and
+    /// which inputs are late depends only on each topic's own order: two interleavings
+    /// of the same topic orders agree on the late inputs and on every fact.
     #[test]
-    fn any_order_matches_reference_over_accepted(
+    fn any_order_matches_reference_over_accepted_whatever_the_interleaving(
         events in workload(360, 4 * LATENESS_STEPS),
+        interleaving in interleaving(),
         cuts in cuts(),
     ) {
-        let inputs = with_offsets(&arrival(&events));
+        let inputs = with_offsets(&arrival(&events, &interleaving));
         let (out, facts) = run_all(&inputs, &cuts);
-        let late: BTreeSet<(Source, i64)> =
-            out.late.iter().map(|l| (l.input.event.source(), l.input.offset)).collect();
+        let late = late_set(&out);
         let accepted: Vec<Event> = inputs
             .iter()
             .filter(|i| !late.contains(&(i.event.source(), i.offset)))
             .map(|i| i.event.clone())
             .collect();
-        prop_assert_eq!(facts, reference(&small_config(), &accepted));
+        prop_assert_eq!(&facts, &reference(&small_config(), &accepted));
+        let other = with_offsets(&arrival(&events, &Interleaving::PlaysFirst));
+        let (other_out, other_facts) = run_all(&other, &cuts);
+        prop_assert_eq!(late, late_set(&other_out));
+        prop_assert_eq!(facts, other_facts);
     }
 
     /// Repeating inputs, each repeat arriving at its own time, changes no fact and never
@@ -183,13 +254,14 @@ proptest! {
     fn duplication_changes_nothing(
         events in workload(360, LATENESS_STEPS),
         repeats in prop::collection::vec((any::<prop::sample::Index>(), 0..=LATENESS_STEPS), 0..40),
+        interleaving in interleaving(),
         cuts in cuts(),
     ) {
         let mut doubled = events.clone();
         for (pick, jitter) in &repeats {
             doubled.push((events[pick.index(events.len())].0, *jitter));
         }
-        let inputs = with_offsets(&arrival(&doubled));
+        let inputs = with_offsets(&arrival(&doubled, &interleaving));
         let (out, facts) = run_all(&inputs, &cuts);
         prop_assert!(out.late.is_empty());
         let originals: Vec<Event> = events.iter().map(|(s, _)| s.event()).collect();
@@ -202,28 +274,31 @@ proptest! {
     fn no_cell_fact_repeats_while_its_key_is_live(
         events in workload(60, LATENESS_STEPS),
         repeats in prop::collection::vec((any::<prop::sample::Index>(), 0..=LATENESS_STEPS), 0..40),
+        interleaving in interleaving(),
         cuts in cuts(),
     ) {
         let mut doubled = events.clone();
         for (pick, jitter) in &repeats {
             doubled.push((events[pick.index(events.len())].0, *jitter));
         }
-        let (out, f) = run_all(&with_offsets(&arrival(&doubled)), &cuts);
+        let (out, f) = run_all(&with_offsets(&arrival(&doubled, &interleaving)), &cuts);
         prop_assert_eq!(out.impressions.len(), f.impressions.len());
         prop_assert_eq!(out.plays.len(), f.plays.len());
     }
 
-    /// Crash at random points, restart from the saved needed offsets (or earlier) with a
-    /// different interleaving of the two sources: the union of facts is the reference.
+    /// Crash at random points, restart from the saved needed offsets (or earlier) with
+    /// the saved watermarks and a different interleaving of the two sources: the union
+    /// of facts is the reference, and nothing is late before or after a restart.
     #[test]
     fn crash_and_replay_matches_reference(
         events in workload(360, LATENESS_STEPS),
+        interleaving in interleaving(),
         crashes in prop::collection::vec(any::<prop::sample::Index>(), 1..4),
         rewind in 0i64..6,
-        interleave in prop::collection::vec(any::<bool>(), 0..160),
+        replay_interleave in prop::collection::vec(any::<bool>(), 0..160),
         cuts in cuts(),
     ) {
-        let inputs = with_offsets(&arrival(&events));
+        let inputs = with_offsets(&arrival(&events, &interleaving));
         let mut crash_points: Vec<usize> = crashes.iter().map(|c| c.index(inputs.len() + 1)).collect();
         crash_points.sort_unstable();
         crash_points.push(inputs.len());
@@ -245,12 +320,18 @@ proptest! {
             // "Commit" at `crash`, then lose the state.
             let committed = next_offsets(&inputs[..crash]);
             let needed = state.oldest_needed_offsets();
+            let watermarks: Watermarks = state.watermarks();
             let start = |source| {
                 let from = needed.get(source).or(committed.get(source)).unwrap_or(0);
                 (from - rewind).max(0)
             };
-            let replay = replay_range(&inputs[..crash], start(Source::Impressions), start(Source::Plays), &interleave);
-            state = JoinState::resume(small_config(), committed).expect("valid config");
+            let replay = replay_range(
+                &inputs[..crash],
+                start(Source::Impressions),
+                start(Source::Plays),
+                &replay_interleave,
+            );
+            state = JoinState::resume(small_config(), committed, watermarks).expect("valid config");
             let mut out = Outputs::default();
             feed(&mut state, &replay, &cuts, &mut out);
             prop_assert!(out.is_empty(), "a replay emits nothing: {:?}", out);
@@ -259,20 +340,19 @@ proptest! {
         prop_assert_eq!(union, reference(&small_config(), &events_of(&inputs)));
     }
 
-    /// In any in-bounds order each explored key gets one outcome, decided exactly as the
-    /// arrival sequence says: played if a rewarding play arrives before an input past
-    /// `t + reward_window + reward_grace` does.
+    /// In any in-bounds order and any interleaving each explored key gets one outcome,
+    /// decided by the topics' own orders only: played iff a rewarding play arrives
+    /// before the plays watermark passes `t + reward_window + reward_grace`.
     #[test]
-    fn outcomes_follow_the_arrival_order(events in workload(60, LATENESS_STEPS), cuts in cuts()) {
-        let inputs = with_offsets(&arrival(&events));
+    fn outcomes_follow_the_topic_orders_whatever_the_interleaving(
+        events in workload(60, LATENESS_STEPS),
+        interleaving in interleaving(),
+        cuts in cuts(),
+    ) {
+        let inputs = with_offsets(&arrival(&events, &interleaving));
         let (out, _) = run_all(&inputs, &cuts);
-        let all = events_of(&inputs);
-        let expected = outcomes_by_arrival(&small_config(), &all);
-        let got: BTreeMap<_, _> = out
-            .outcomes
-            .iter()
-            .map(|o| ((o.request_id.to_string(), o.cell.video_id), (o.impression_time_ms, o.played)))
-            .collect();
+        let expected = outcomes_by_topic_order(&small_config(), &events_of(&inputs));
+        let got = outcome_view(&out);
         prop_assert_eq!(got.len(), out.outcomes.len(), "one outcome per key");
         prop_assert_eq!(got, expected);
     }
@@ -281,7 +361,7 @@ proptest! {
     /// explored impression, played exactly when DESIGN §3 says.
     #[test]
     fn outcomes_in_time_order_match_reference(events in workload(60, 0), cuts in cuts()) {
-        let inputs = with_offsets(&arrival(&events));
+        let inputs = with_offsets(&arrival(&events, &Interleaving::ByArrival));
         let (out, _) = run_all(&inputs, &cuts);
         let all = events_of(&inputs);
         let c = small_config();
@@ -302,34 +382,33 @@ proptest! {
     }
 }
 
-/// Outcomes simulated over an arrival sequence (no key expires within it): the owner is
-/// a key's first explored impression; the watermark is the running maximum.
-fn outcomes_by_arrival(c: &JoinConfig, arrival: &[Event]) -> BTreeMap<(String, i64), (i64, bool)> {
+/// Outcomes computed from each topic's own order (no key expires within the input):
+/// the owner is a key's first explored impression in the impressions topic; it is played
+/// iff some rewarding play arrived while the plays watermark (the running maximum of
+/// the plays topic, that play included) was not past the owner's deadline.
+fn outcomes_by_topic_order(c: &JoinConfig, arrival: &[Event]) -> BTreeMap<(String, i64), (i64, bool)> {
+    let mut plays_wm = i64::MIN;
+    let mut rewarding_plays = Vec::new();
+    for e in arrival {
+        if let Event::Play(p) = e {
+            plays_wm = plays_wm.max(p.event_time_ms);
+            rewarding_plays.push((p, plays_wm));
+        }
+    }
     let mut result = BTreeMap::new();
-    for (n, e) in arrival.iter().enumerate() {
+    for e in arrival {
         let Event::Impression(i) = e else { continue };
         let key = (i.request_id.clone(), i.video_id);
         if i.explore.is_none() || result.contains_key(&key) {
             continue;
         }
-        let rewards = |e: &Event| {
-            matches!(e, Event::Play(p)
-            if p.request_id == key.0 && p.video_id == key.1
-                && p.event_time_ms >= i.event_time_ms - c.skew_ms
-                && p.event_time_ms <= i.event_time_ms + c.reward_window_ms.min(c.attribution_window_ms))
-        };
         let deadline = i.event_time_ms + c.reward_window_ms + c.reward_grace_ms;
-        let watermark = arrival[..=n].iter().map(Event::event_time_ms).max().unwrap_or(i64::MIN);
-        let played = if arrival[..n].iter().any(rewards) {
-            true
-        } else if watermark > deadline {
-            false
-        } else {
-            arrival[n + 1..]
-                .iter()
-                .find(|e| e.event_time_ms() > deadline || rewards(e))
-                .is_some_and(|e| e.event_time_ms() <= deadline)
-        };
+        let played = rewarding_plays.iter().any(|(p, wm_at_arrival)| {
+            p.request_id == key.0
+                && p.video_id == key.1
+                && c.rewards(i.event_time_ms, p.event_time_ms)
+                && *wm_at_arrival <= deadline
+        });
         result.insert(key, (i.event_time_ms, played));
     }
     result

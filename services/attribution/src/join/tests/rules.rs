@@ -1,7 +1,7 @@
 //! One test per rule and boundary of DESIGN §3, with the default configuration.
 
 use super::super::{
-    Event, Impression, Input, JoinConfig, JoinState, LateReason, RequestId, Source, SourceOffsets,
+    Event, Impression, Input, JoinConfig, JoinState, LateReason, RequestId, Source, SourceOffsets, Watermarks,
 };
 use super::{MIN, Run, config, explored_imp, imp, impression, play, play_event};
 
@@ -79,7 +79,8 @@ fn window_edge_is_inclusive() {
 fn too_late_is_strict_and_not_counted() {
     let c = config();
     let mut r = run();
-    r.feed([imp("other", 1, T0)]);
+    // Each topic is judged against its own watermark.
+    r.feed([imp("other", 1, T0), play("other", 1, T0)]);
     let edge = T0 - c.allowed_lateness_ms;
     let out = r.feed([imp(RID, 2, edge)]);
     assert_eq!(out.impressions.len(), 1, "t == watermark - lateness is counted");
@@ -90,8 +91,41 @@ fn too_late_is_strict_and_not_counted() {
     assert_eq!(out.late[0].watermark_ms, T0);
     assert_eq!(out.late[0].input.event, imp(RID, 3, edge - 1));
     r.finish();
-    assert_eq!(counts(&r), (2, 0, 0), "late play neither attributed nor unattributed");
+    assert_eq!(counts(&r), (2, 1, 0), "late play neither attributed nor unattributed");
     assert_eq!(r.state.stats().late, 2);
+}
+
+#[test]
+fn lateness_is_judged_per_topic() {
+    let c = config();
+    let mut r = run();
+    // The impressions topic is read far ahead of the plays topic (a backlog): a play
+    // hours behind the impressions is still on time against the plays it follows.
+    r.feed([imp(RID, 7, T0 + 3 * c.allowed_lateness_ms), play("other", 1, T0)]);
+    let out = r.feed([play(RID, 7, T0 + MIN)]);
+    assert!(out.late.is_empty(), "on time within its own topic: {:?}", out.late);
+    // ...and, being past every impression that could still claim it, it is settled
+    // unattributed at once rather than retained.
+    assert_eq!(out.unattributed.len(), 1);
+    // Likewise an impression far behind the plays is on time against the impressions.
+    let mut r = run();
+    r.feed([play(RID, 7, T0 + 3 * c.allowed_lateness_ms), imp("other", 1, T0)]);
+    let out = r.feed([imp(RID, 8, T0 + MIN)]);
+    assert!(out.late.is_empty() && out.impressions.len() == 1, "{out:?}");
+}
+
+#[test]
+fn impressions_wait_for_both_watermarks() {
+    let c = config();
+    let mut r = run();
+    r.feed([imp(RID, 7, T0)]);
+    let past = T0 + c.attribution_window_ms + c.skew_ms + c.allowed_lateness_ms + c.expiry_granularity_ms + 1;
+    r.feed([imp("other", 1, past)]);
+    assert_eq!(r.state.state_entries(), 2, "no play seen yet: a play could still claim it");
+    r.feed([play("other", 2, past)]);
+    assert_eq!(r.state.state_entries(), 2, "the impression and the lone play are retained");
+    r.feed([imp("other", 3, past + c.skew_ms + c.allowed_lateness_ms + c.expiry_granularity_ms + 1)]);
+    assert_eq!(r.state.state_entries(), 2, "the first impression expired once both passed");
 }
 
 #[test]
@@ -241,9 +275,12 @@ fn outcome_false_once_the_watermark_passes_reward_window_and_grace() {
     let mut r = run();
     r.feed([explored_imp(RID, 7, T0)]);
     let deadline = T0 + c.reward_window_ms + c.reward_grace_ms;
-    let out = r.feed([imp("other", 1, deadline)]);
-    assert!(out.outcomes.is_empty(), "not at wm == deadline");
+    // Decided by the plays watermark: the impressions topic moving on decides nothing.
     let out = r.feed([imp("other", 1, deadline + 1)]);
+    assert!(out.outcomes.is_empty(), "the impressions watermark does not decide outcomes");
+    let out = r.feed([play("other", 1, deadline)]);
+    assert!(out.outcomes.is_empty(), "not at wm == deadline");
+    let out = r.feed([play("other", 1, deadline + 1)]);
     assert_eq!(out.outcomes.len(), 1);
     assert!(!out.outcomes[0].played);
     assert_eq!(out.outcomes[0].play_time_ms, None);
@@ -271,7 +308,7 @@ fn outcome_does_not_depend_on_batching() {
     let c = config();
     let events = vec![
         explored_imp(RID, 7, T0),
-        imp("other", 1, T0 + c.reward_window_ms + c.reward_grace_ms + 1),
+        play("other", 1, T0 + c.reward_window_ms + c.reward_grace_ms + 1),
         play(RID, 7, T0 + MIN),
     ];
     let mut one = run();
@@ -282,6 +319,29 @@ fn outcome_does_not_depend_on_batching() {
     }
     assert_eq!(one.outcomes(), many.outcomes());
     assert!(!one.outcomes()[0].played, "the timer fired before the play arrived");
+}
+
+#[test]
+fn outcome_does_not_depend_on_when_the_impression_is_read() {
+    let c = config();
+    let deadline = T0 + c.reward_window_ms + c.reward_grace_ms;
+    // The plays topic: a rewarding play, then the watermark passes the deadline, then
+    // another rewarding play that came too late to reward.
+    let plays = [play(RID, 7, T0 + MIN), play("other", 1, deadline + 1), play(RID, 8, T0 + MIN)];
+    let impressions = [explored_imp(RID, 7, T0), explored_imp(RID, 8, T0)];
+    let mut early = run();
+    early.feed(impressions.iter().chain(&plays).cloned());
+    early.finish();
+    let mut late = run();
+    late.feed(plays.iter().chain(&impressions).cloned());
+    late.finish();
+    let view = |r: &Run| {
+        let mut v: Vec<_> = r.outcomes().iter().map(|o| (o.cell.video_id, o.played)).collect();
+        v.sort_unstable();
+        v
+    };
+    assert_eq!(view(&early), vec![(7, true), (8, false)]);
+    assert_eq!(view(&late), view(&early));
 }
 
 #[test]
@@ -317,7 +377,10 @@ fn oldest_needed_offsets_track_retained_inputs() {
     let wm = T0 + c.attribution_window_ms + c.skew_ms + c.allowed_lateness_ms + c.expiry_granularity_ms + 1;
     r.feed([imp(RID, 3, wm)]);
     let needed = r.state.oldest_needed_offsets();
-    assert_eq!((needed.impressions, needed.plays), (Some(1), None));
+    assert_eq!((needed.impressions, needed.plays), (Some(0), None), "no play past the impression yet");
+    r.feed([play("other", 3, wm)]);
+    let needed = r.state.oldest_needed_offsets();
+    assert_eq!((needed.impressions, needed.plays), (Some(1), Some(1)));
     assert_eq!(needed.get(Source::Impressions), Some(1));
 }
 
@@ -325,7 +388,7 @@ fn oldest_needed_offsets_track_retained_inputs() {
 fn replayed_inputs_rebuild_state_silently() {
     let c = config();
     let committed = SourceOffsets { impressions: Some(2), plays: Some(1) };
-    let mut state = JoinState::resume(c, committed).expect("valid");
+    let mut state = JoinState::resume(c, committed, Watermarks::default()).expect("valid");
     let far = T0 + c.allowed_lateness_ms * 2;
     let at = |offset, event| Input { offset, event };
     let replay = [

@@ -1,4 +1,5 @@
-//! From log records to join inputs, and from join outputs to log records.
+//! The topics' wire format: log records (protobuf) to join inputs, and join outputs
+//! (outcomes, too-late events) to log records.
 
 use bytes::Bytes;
 use nearline_eventlog::{OutgoingRecord, Record};
@@ -44,7 +45,64 @@ pub fn input(record: &Record, source: Source) -> Result<Input, DecodeError> {
             Event::Play(play(p))
         }
     };
+    if let Some(field) = text_with_nul(&event) {
+        // Neither database can store it, and one such record must not stop counting.
+        return Err(error("event", format!("{field} contains a NUL character")));
+    }
     Ok(Input { offset: record.offset, event })
+}
+
+/// The first text field of `event` holding a NUL character, if any.
+fn text_with_nul(event: &Event) -> Option<&'static str> {
+    let fields: Vec<(&'static str, &str)> = match event {
+        Event::Impression(i) => {
+            let mut fields = vec![
+                ("request_id", i.request_id.as_str()),
+                ("member_id", &i.member_id),
+                ("artwork_id", &i.artwork_id),
+                ("canvas", &i.canvas),
+                ("country", &i.country),
+                ("device", &i.device),
+                ("region", &i.region),
+            ];
+            if let Some(e) = &i.explore {
+                fields.extend([
+                    ("explore.policy", e.policy.as_str()),
+                    ("explore.model_version", &e.model_version),
+                ]);
+            }
+            fields
+        }
+        Event::Play(p) => vec![
+            ("request_id", p.request_id.as_str()),
+            ("member_id", &p.member_id),
+            ("country", &p.country),
+            ("device", &p.device),
+            ("region", &p.region),
+        ],
+    };
+    fields.into_iter().find(|(_, text)| text.contains('\0')).map(|(name, _)| name)
+}
+
+/// The record for `nearline.late.v1` that keeps a record the join could not use (not an
+/// event of its topic, or one no database can store), with why, where it came from and
+/// its bytes; keyed like it.
+pub fn dead_letter_record(topic: &str, record: &Record, error: &DecodeError) -> OutgoingRecord {
+    let message = pb::LateEvent {
+        event: None,
+        reason: format!("undecodable: {}", error.reason),
+        watermark_ms: 0,
+        source_topic: record.topic.clone(),
+        source_partition: record.partition,
+        source_offset: record.offset,
+        payload: record.payload.to_vec(),
+    };
+    OutgoingRecord {
+        topic: topic.to_string(),
+        key: record.key.clone(),
+        payload: message.encode_to_vec().into(),
+        timestamp_ms: Some(record.timestamp_ms),
+    }
 }
 
 /// A protobuf event (as ingest decodes it from JSON) as a join input at `offset`;
@@ -132,6 +190,26 @@ pub fn event_pb(event: &Event) -> pb::Event {
     pb::Event { kind: Some(kind) }
 }
 
+/// An input as the record ingest would have published for it on `topic` (its own
+/// topic: impressions or plays), keyed by request id.
+pub fn input_record(topic: &str, input: &Input) -> OutgoingRecord {
+    let (request_id, time) = match &input.event {
+        Event::Impression(i) => (i.request_id.as_str(), i.event_time_ms),
+        Event::Play(p) => (p.request_id.as_str(), p.event_time_ms),
+    };
+    let payload = match event_pb(&input.event).kind {
+        Some(pb::event::Kind::Impression(i)) => i.encode_to_vec(),
+        Some(pb::event::Kind::Play(p)) => p.encode_to_vec(),
+        None => unreachable!("every event has a kind"),
+    };
+    OutgoingRecord {
+        topic: topic.to_string(),
+        key: Bytes::copy_from_slice(request_id.as_bytes()),
+        payload: payload.into(),
+        timestamp_ms: Some(time),
+    }
+}
+
 /// The record for `nearline.late.v1`, keyed like its source so it stays co-partitioned.
 pub fn late_record(topic: &str, late: &Late) -> OutgoingRecord {
     let (request_id, time) = match &late.input.event {
@@ -142,6 +220,7 @@ pub fn late_record(topic: &str, late: &Late) -> OutgoingRecord {
         event: Some(event_pb(&late.input.event)),
         reason: late.reason.as_str().to_string(),
         watermark_ms: late.watermark_ms,
+        ..Default::default()
     };
     OutgoingRecord {
         topic: topic.to_string(),
