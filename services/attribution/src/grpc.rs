@@ -66,8 +66,7 @@ impl pb::attribution_service_server::AttributionService for AttributionApi {
                 state_bytes: state.state_bytes,
             });
         }
-        let stored = watermarks.into_iter().map(|wm| wm.unwrap_or(progress::NO_WATERMARK));
-        let complete_until_ms = progress::complete_until_ms(stored, self.allowed_lateness_ms);
+        let complete_until_ms = progress::complete_until_ms(watermarks, self.allowed_lateness_ms);
         Ok(Response::new(pb::GetProgressResponse { partitions, complete_until_ms }))
     }
 }

@@ -499,19 +499,23 @@ fn is_transient(error: &Error) -> bool {
 
 /// Deadlock, serialization failure, lock not available; SQLite busy or locked.
 fn is_lock_conflict(error: &Error) -> bool {
-    let Error::Database(sqlx::Error::Database(db)) = error else { return false };
-    db.code().is_some_and(|code| matches!(code.as_ref(), "40P01" | "40001" | "55P03" | "5" | "6"))
+    matches!(error, Error::Database(sqlx::Error::Database(db)) if is_lock_conflict_code(db.code().as_deref()))
+}
+
+fn is_lock_conflict_code(code: Option<&str>) -> bool {
+    matches!(code, Some("40P01" | "40001" | "55P03" | "5" | "6"))
 }
 
 fn is_transient_database(error: &sqlx::Error) -> bool {
     match error {
-        // Deadlock, serialization failure, lock not available; SQLite busy or locked;
-        // Postgres going away: admin or crash shutdown, cannot connect now, and the
-        // connection exceptions (class 08).
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            matches!(code.as_ref(), "40P01" | "40001" | "55P03" | "5" | "6" | "57P01" | "57P02" | "57P03")
-                || code.starts_with("08")
-        }),
+        // A lock conflict, or Postgres going away: admin or crash shutdown, cannot
+        // connect now, and the connection exceptions (class 08).
+        sqlx::Error::Database(db) => {
+            let code = db.code();
+            is_lock_conflict_code(code.as_deref())
+                || code
+                    .is_some_and(|c| matches!(c.as_ref(), "57P01" | "57P02" | "57P03") || c.starts_with("08"))
+        }
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
         _ => false,
     }

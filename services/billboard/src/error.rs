@@ -58,7 +58,9 @@ impl ApiError {
 
     fn log_if_internal(&self) {
         match self {
-            ApiError::Database(_) => tracing::error!(error = %chain(self), "request failed"),
+            ApiError::Database(_) => {
+                tracing::error!(error = %nearline_runtime::errors::chain(self), "request failed")
+            }
             ApiError::Invalid(_) | ApiError::Malformed(_) => {}
         }
     }
@@ -66,18 +68,6 @@ impl ApiError {
 
 fn describe(errors: &[FieldError]) -> String {
     errors.iter().map(|e| format!("{}: {}", e.field, e.reason)).collect::<Vec<_>>().join("; ")
-}
-
-/// `error: cause: cause ...`.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 const INTERNAL_MESSAGE: &str = "internal error; the server log has the details";

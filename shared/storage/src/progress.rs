@@ -11,17 +11,19 @@ use crate::Database;
 /// Stored as the watermark of a topic partition that has shown no event yet.
 pub const NO_WATERMARK: i64 = i64::MIN;
 
-/// The time before which counts can no longer change, from the stored watermark of
-/// every topic partition: the smallest minus `allowed_lateness_ms`.
+/// The time before which counts can no longer change, from the watermark of every
+/// topic partition (`None`: it has shown no event yet): the smallest minus
+/// `allowed_lateness_ms`.
 ///
 /// `None` when there is no progress at all, or some topic partition has no watermark
 /// yet: an event of any time could still arrive there and count.
-pub fn complete_until_ms(watermarks: impl IntoIterator<Item = i64>, allowed_lateness_ms: i64) -> Option<i64> {
+pub fn complete_until_ms(
+    watermarks: impl IntoIterator<Item = Option<i64>>,
+    allowed_lateness_ms: i64,
+) -> Option<i64> {
     let mut min: Option<i64> = None;
     for wm in watermarks {
-        if wm == NO_WATERMARK {
-            return None;
-        }
+        let wm = wm?;
         min = Some(min.map_or(wm, |m| m.min(wm)));
     }
     min.map(|wm| wm.saturating_sub(allowed_lateness_ms))
@@ -39,21 +41,22 @@ pub async fn complete_until(
         Database::Postgres(pool) => sqlx::query_scalar(PG).bind(consumer_group).fetch_all(pool).await?,
         Database::Sqlite(pool) => sqlx::query_scalar(SQLITE).bind(consumer_group).fetch_all(pool).await?,
     };
+    let watermarks = watermarks.into_iter().map(|wm| (wm != NO_WATERMARK).then_some(wm));
     Ok(complete_until_ms(watermarks, allowed_lateness_ms))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{NO_WATERMARK, complete_until_ms};
+    use super::complete_until_ms;
 
     #[test]
     fn the_smallest_watermark_minus_the_lateness() {
-        assert_eq!(complete_until_ms([10_000, 7_000, 9_000], 1_000), Some(6_000));
+        assert_eq!(complete_until_ms([Some(10_000), Some(7_000), Some(9_000)], 1_000), Some(6_000));
     }
 
     #[test]
     fn nothing_is_complete_without_progress_or_while_a_topic_partition_shows_nothing() {
         assert_eq!(complete_until_ms([], 1_000), None);
-        assert_eq!(complete_until_ms([10_000, NO_WATERMARK], 1_000), None);
+        assert_eq!(complete_until_ms([Some(10_000), None], 1_000), None);
     }
 }

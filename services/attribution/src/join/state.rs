@@ -309,17 +309,7 @@ impl JoinState {
             }
         }
         if record.is_play() && !record.is(MATCHED) {
-            self.stats.unattributed += 1;
-            if emit {
-                out.unattributed.push(UnattributedMember {
-                    key: UnattributedKey {
-                        video_id: record.video_id,
-                        epoch: self.config.epoch_of(record.time_ms),
-                        dims: self.play_dims.get(record.dims),
-                    },
-                    request_id: self.request_id(&record),
-                });
-            }
+            self.settle_unattributed(&record.key(), record.video_id, record.time_ms, record.dims, emit, out);
         }
         self.unlink(idx, &record);
         if record.is(RID_TEXT) {
@@ -362,10 +352,6 @@ impl JoinState {
             Some(bits) => Key { rid: [(bits >> 64) as u64, bits as u64], video_id, text: false },
             None => Key { rid: [u64::from(self.texts.intern(request_id)), 0], video_id, text: true },
         }
-    }
-
-    fn request_id(&self, record: &Record) -> RequestId {
-        self.request_id_of(&record.key())
     }
 
     fn request_id_of(&self, key: &Key) -> RequestId {
@@ -603,17 +589,30 @@ impl JoinState {
         // topic is read behind the impressions topic): then no impression still to come
         // can claim it, so it settles at once, as if it had been retained and expired.
         if self.retain(hash, head, record, deadline, offset).is_none() && !attributed {
-            self.stats.unattributed += 1;
-            if emit {
-                out.unattributed.push(UnattributedMember {
-                    key: UnattributedKey {
-                        video_id: play.video_id,
-                        epoch: cfg.epoch_of(t),
-                        dims: self.play_dims.get(dims),
-                    },
-                    request_id: self.request_id_of(&key),
-                });
-            }
+            self.settle_unattributed(&key, play.video_id, t, dims, emit, out);
+        }
+    }
+
+    /// Reports the play of `key` at `time_ms` unattributed: no impression can claim it any more.
+    fn settle_unattributed(
+        &mut self,
+        key: &Key,
+        video_id: i64,
+        time_ms: i64,
+        dims: u32,
+        emit: bool,
+        out: &mut Outputs,
+    ) {
+        self.stats.unattributed += 1;
+        if emit {
+            out.unattributed.push(UnattributedMember {
+                key: UnattributedKey {
+                    video_id,
+                    epoch: self.config.epoch_of(time_ms),
+                    dims: self.play_dims.get(dims),
+                },
+                request_id: self.request_id_of(key),
+            });
         }
     }
 

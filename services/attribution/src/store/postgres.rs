@@ -1,5 +1,8 @@
 //! The Postgres writer: whole batches per statement with `UNNEST`, never row by row.
 
+use std::sync::LazyLock;
+
+use nearline_storage::rollups::Rollup;
 use sqlx::PgPool;
 
 use super::{Facts, PartitionProgress, ProgressKey, progress_rows};
@@ -11,63 +14,43 @@ pub(super) const LOAD_PROGRESS: &str = "SELECT topic, committed_offset, oldest_n
 pub(super) const PARTITIONS: &str =
     "SELECT DISTINCT partition FROM partition_progress WHERE consumer_group = $1 ORDER BY partition";
 
-/// Inserts new members and adds exactly the newly inserted ones to their cell's count
-/// and to its hour's and day's roll-up rows (see `nearline_storage::rollups`).
-/// Cells are upserted in key order so concurrent writers lock rows in the same order.
-const ADD_MEMBERS: [(&str, &str); 2] = [
-    (
-        "impressions",
+/// Per kind (impressions, plays): inserts new members and adds exactly the newly inserted
+/// ones to their cell's count and to its hour's and day's roll-up rows (see
+/// `nearline_storage::rollups`), all in one statement (data-modifying CTEs always run).
+/// Rows are upserted in key order so concurrent writers lock them in the same order.
+static ADD_MEMBERS: LazyLock<[String; 2]> = LazyLock::new(|| {
+    [add_members("impression_members", "impressions"), add_members("play_members", "plays")]
+});
+
+fn add_members(members: &str, count: &str) -> String {
+    let upsert = |table: &str, start: &str| {
+        format!(
+            "INSERT INTO {table} (video_id, epoch_start_ms, country, device, canvas, {count})
+             SELECT video_id, {start}, country, device, canvas, count(*) FROM new
+             GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+             ON CONFLICT (video_id, epoch_start_ms, country, device, canvas)
+             DO UPDATE SET {count} = {table}.{count} + EXCLUDED.{count}"
+        )
+    };
+    let rollups: String = Rollup::ALL
+        .iter()
+        .map(|r| {
+            // Floor division, also before 1970 (`%` keeps the dividend's sign).
+            let span = r.span_ms();
+            let start = format!("epoch_start_ms - ((epoch_start_ms % {span}) + {span}) % {span}");
+            format!(",\n {} AS ({} RETURNING 1)", r.table(), upsert(r.table(), &start))
+        })
+        .collect();
+    format!(
         "WITH new AS (
-            INSERT INTO impression_members (video_id, epoch_start_ms, country, device, canvas, request_id)
+            INSERT INTO {members} (video_id, epoch_start_ms, country, device, canvas, request_id)
             SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[])
             ON CONFLICT DO NOTHING
-            RETURNING video_id, epoch_start_ms, country, device, canvas),
-         -- The roll-ups in the same statement (data-modifying CTEs always run).
-         cell_counts_hourly AS (
-            INSERT INTO cell_counts_hourly (video_id, epoch_start_ms, country, device, canvas, impressions)
-            SELECT video_id, epoch_start_ms - ((epoch_start_ms % 3600000) + 3600000) % 3600000, country, device, canvas, count(*)
-            FROM new GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
-            ON CONFLICT (video_id, epoch_start_ms, country, device, canvas)
-            DO UPDATE SET impressions = cell_counts_hourly.impressions + EXCLUDED.impressions RETURNING 1),
-         cell_counts_daily AS (
-            INSERT INTO cell_counts_daily (video_id, epoch_start_ms, country, device, canvas, impressions)
-            SELECT video_id, epoch_start_ms - ((epoch_start_ms % 86400000) + 86400000) % 86400000, country, device, canvas, count(*)
-            FROM new GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
-            ON CONFLICT (video_id, epoch_start_ms, country, device, canvas)
-            DO UPDATE SET impressions = cell_counts_daily.impressions + EXCLUDED.impressions RETURNING 1)
-         INSERT INTO cell_counts (video_id, epoch_start_ms, country, device, canvas, impressions)
-         SELECT video_id, epoch_start_ms, country, device, canvas, count(*) FROM new
-         GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
-         ON CONFLICT (video_id, epoch_start_ms, country, device, canvas)
-         DO UPDATE SET impressions = cell_counts.impressions + EXCLUDED.impressions",
-    ),
-    (
-        "plays",
-        "WITH new AS (
-            INSERT INTO play_members (video_id, epoch_start_ms, country, device, canvas, request_id)
-            SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[])
-            ON CONFLICT DO NOTHING
-            RETURNING video_id, epoch_start_ms, country, device, canvas),
-         -- The roll-ups in the same statement (data-modifying CTEs always run).
-         cell_counts_hourly AS (
-            INSERT INTO cell_counts_hourly (video_id, epoch_start_ms, country, device, canvas, plays)
-            SELECT video_id, epoch_start_ms - ((epoch_start_ms % 3600000) + 3600000) % 3600000, country, device, canvas, count(*)
-            FROM new GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
-            ON CONFLICT (video_id, epoch_start_ms, country, device, canvas)
-            DO UPDATE SET plays = cell_counts_hourly.plays + EXCLUDED.plays RETURNING 1),
-         cell_counts_daily AS (
-            INSERT INTO cell_counts_daily (video_id, epoch_start_ms, country, device, canvas, plays)
-            SELECT video_id, epoch_start_ms - ((epoch_start_ms % 86400000) + 86400000) % 86400000, country, device, canvas, count(*)
-            FROM new GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
-            ON CONFLICT (video_id, epoch_start_ms, country, device, canvas)
-            DO UPDATE SET plays = cell_counts_daily.plays + EXCLUDED.plays RETURNING 1)
-         INSERT INTO cell_counts (video_id, epoch_start_ms, country, device, canvas, plays)
-         SELECT video_id, epoch_start_ms, country, device, canvas, count(*) FROM new
-         GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
-         ON CONFLICT (video_id, epoch_start_ms, country, device, canvas)
-         DO UPDATE SET plays = cell_counts.plays + EXCLUDED.plays",
-    ),
-];
+            RETURNING video_id, epoch_start_ms, country, device, canvas){rollups}
+         {}",
+        upsert("cell_counts", "epoch_start_ms")
+    )
+}
 
 const ADD_UNATTRIBUTED: &str = "WITH new AS (
         INSERT INTO unattributed_members (video_id, epoch_start_ms, country, device, request_id)
@@ -136,12 +119,12 @@ pub(super) async fn write(
     progress: &[PartitionProgress],
 ) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
-    for ((_, sql), members) in ADD_MEMBERS.iter().zip([facts.impressions, facts.plays]) {
+    for (sql, members) in ADD_MEMBERS.iter().zip([facts.impressions, facts.plays]) {
         if members.is_empty() {
             continue;
         }
         let c = CellColumns::of(members, epoch_len_ms);
-        sqlx::query(*sql)
+        sqlx::query(sql.as_str())
             .bind(c.video_id)
             .bind(c.epoch_start_ms)
             .bind(c.country)

@@ -2,6 +2,7 @@
 //! in-process statements are cheap), counting only members that were really new.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use nearline_storage::rollups::Rollup;
 use sqlx::SqlitePool;
@@ -22,23 +23,19 @@ const INSERT_MEMBER: [&str; 2] = [
      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 ];
 
-const ADD_TO_CELL: &str =
-    "INSERT INTO cell_counts (video_id, epoch_start_ms, country, device, canvas, impressions, plays)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-     ON CONFLICT (video_id, epoch_start_ms, country, device, canvas) DO UPDATE SET
-        impressions = impressions + excluded.impressions, plays = plays + excluded.plays";
-
-/// The same upsert into the hourly and daily roll-ups (the cell's row start bound as ?2).
-const ADD_TO_ROLLUP: [&str; 2] = [
-    "INSERT INTO cell_counts_hourly (video_id, epoch_start_ms, country, device, canvas, impressions, plays)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-     ON CONFLICT (video_id, epoch_start_ms, country, device, canvas) DO UPDATE SET
-        impressions = impressions + excluded.impressions, plays = plays + excluded.plays",
-    "INSERT INTO cell_counts_daily (video_id, epoch_start_ms, country, device, canvas, impressions, plays)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-     ON CONFLICT (video_id, epoch_start_ms, country, device, canvas) DO UPDATE SET
-        impressions = impressions + excluded.impressions, plays = plays + excluded.plays",
-];
+/// Adds to a cell's counts, and (the same upsert, the row's start bound as ?2) to its
+/// hour's and day's roll-up rows: `[cells, hourly, daily]`.
+static ADD_COUNTS: LazyLock<[String; 3]> = LazyLock::new(|| {
+    let upsert = |table: &str| {
+        format!(
+            "INSERT INTO {table} (video_id, epoch_start_ms, country, device, canvas, impressions, plays)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (video_id, epoch_start_ms, country, device, canvas) DO UPDATE SET
+                impressions = impressions + excluded.impressions, plays = plays + excluded.plays"
+        )
+    };
+    [upsert("cell_counts"), upsert(Rollup::Hourly.table()), upsert(Rollup::Daily.table())]
+});
 
 const INSERT_UNATTRIBUTED: &str =
     "INSERT OR IGNORE INTO unattributed_members (video_id, epoch_start_ms, country, device, request_id)
@@ -107,11 +104,10 @@ pub(super) async fn write(
         }
     }
     for ((video_id, epoch_start_ms, country, device, canvas), (impressions, plays)) in added {
-        let rows = std::iter::once((ADD_TO_CELL, epoch_start_ms)).chain(
-            ADD_TO_ROLLUP.into_iter().zip(Rollup::ALL).map(|(sql, r)| (sql, r.start_of(epoch_start_ms))),
-        );
-        for (sql, start_ms) in rows {
-            sqlx::query(sql)
+        let starts =
+            [epoch_start_ms, Rollup::Hourly.start_of(epoch_start_ms), Rollup::Daily.start_of(epoch_start_ms)];
+        for (sql, start_ms) in ADD_COUNTS.iter().zip(starts) {
+            sqlx::query(sql.as_str())
                 .bind(video_id)
                 .bind(start_ms)
                 .bind(&country)
