@@ -43,6 +43,8 @@ impl Billboard {
             .env("NEARLINE__BILLBOARD__OUTCOMES_TOPIC", topic)
             .env("NEARLINE__BILLBOARD__CONSUMER_GROUP", group)
             .env("NEARLINE__BILLBOARD__FLUSH_INTERVAL", "200ms")
+            // The restart after SIGKILL waits for the dead learner's lease to expire.
+            .env("NEARLINE__BILLBOARD__LEARNER_LEASE", "2s")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -8,9 +8,12 @@
 //! which are the truth: a crash before the commit re-reads everything that was not
 //! applied, and nothing that was.
 //!
-//! One learner per `billboard.consumer_group`: the statistics are read-modify-written
-//! from the learner's memory, so two instances learning into one database would lose
-//! updates.
+//! The statistics are read-modify-written from the learner's memory, so only the
+//! instance holding the group's lease ([`crate::lease`]) learns. Every other instance
+//! (the other server group of a red/black rollout, a replica) is a follower: it reloads
+//! the saved statistics whenever the saved model version moves, and serves decisions
+//! from them; it takes over when the learner leaves (at once) or dies (when the lease
+//! expires), starting from exactly what the learner last saved.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -21,6 +24,7 @@ use nearline_proto::events::v1 as pb;
 use prost::Message as _;
 use tokio_util::sync::CancellationToken;
 
+use crate::lease::Lease;
 use crate::policy::{Arm, Cell, Counter, Daypart, Observation};
 use crate::service::Billboard;
 use crate::store::{self, Batch};
@@ -35,6 +39,20 @@ pub struct LearnConfig {
     pub topic: String,
     /// How often a batch is saved.
     pub flush_interval: Duration,
+    /// How long the learner's lease lasts without renewal.
+    pub lease: Duration,
+    /// No other instance can share the database (embedded mode: the data directory is
+    /// locked), so a lease left by a killed predecessor is taken at once.
+    pub exclusive: bool,
+}
+
+/// Why learning stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// Shutdown: everything read was saved.
+    Stopped,
+    /// Another instance holds the lease now; nothing unsaved may be kept.
+    LeaseLost,
 }
 
 /// The outcome of a record as the learner needs it; `None` for a record that is not an
@@ -61,23 +79,120 @@ pub fn observation(payload: &[u8]) -> Option<Observation> {
     })
 }
 
-/// Learns until `shutdown`; then saves what was read and returns.
+/// Follows or learns until `shutdown`; a learner then saves what it read, gives up its
+/// lease and returns.
 pub async fn run(
     billboard: Billboard,
     log: Arc<dyn EventLog>,
     config: LearnConfig,
     shutdown: CancellationToken,
 ) {
+    let lease = Lease::new(&config.group, config.lease);
+    loop {
+        metrics::leader(false);
+        if !follow(&billboard, &config, &lease, &shutdown).await {
+            return;
+        }
+        metrics::leader(true);
+        tracing::info!(group = %config.group, holder = %lease.holder, "billboard learner took the lease; learning");
+        match learn(&billboard, log.as_ref(), &config, &lease, &shutdown).await {
+            Ended::Stopped => {
+                if let Err(error) = lease.release(billboard.database()).await {
+                    tracing::warn!(%error, "could not give up the learner's lease; a successor waits for it to expire");
+                }
+                metrics::leader(false);
+                return;
+            }
+            Ended::LeaseLost => tracing::warn!(
+                group = %config.group,
+                "billboard learner lost its lease (another instance learns now); following"
+            ),
+        }
+    }
+}
+
+/// Serves from the saved statistics, reloading them when the saved model version moves,
+/// until this instance gets the lease (true) or `shutdown` (false).
+async fn follow(
+    billboard: &Billboard,
+    config: &LearnConfig,
+    lease: &Lease,
+    shutdown: &CancellationToken,
+) -> bool {
+    let every = config.flush_interval.min(config.lease / 4);
+    let mut announced = false;
+    loop {
+        if shutdown.is_cancelled() {
+            return false;
+        }
+        let database = billboard.database();
+        let now = chrono::Utc::now().timestamp_millis();
+        let acquired = if config.exclusive {
+            lease.take(database, now).await.map(|()| true)
+        } else {
+            lease.acquire(database, now).await
+        };
+        match acquired {
+            Ok(true) => return true,
+            Ok(false) if !announced => {
+                tracing::info!(group = %config.group, "another instance learns for this group; following its saved model");
+                announced = true;
+            }
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, "cannot read the learner's lease; retrying"),
+        }
+        if let Err(error) = refresh(billboard, config).await {
+            tracing::warn!(%error, "cannot reload the saved model; serving the previous one");
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return false,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+/// Installs the saved state when its model version differs from the one in memory.
+async fn refresh(billboard: &Billboard, config: &LearnConfig) -> Result<(), sqlx::Error> {
+    let database = billboard.database();
+    if store::load_version(database).await? != billboard.learned().info.version {
+        billboard.install(store::load(database, &config.group, &config.topic).await?);
+    }
+    Ok(())
+}
+
+/// Learns while this instance holds the lease: starts from exactly the saved state
+/// (a follower's memory may be behind it), then reads and saves, restarting the reader
+/// after log errors.
+async fn learn(
+    billboard: &Billboard,
+    log: &dyn EventLog,
+    config: &LearnConfig,
+    lease: &Lease,
+    shutdown: &CancellationToken,
+) -> Ended {
     let mut backoff = Duration::from_millis(200);
-    while !shutdown.is_cancelled() {
-        match consume(&billboard, log.as_ref(), &config, &shutdown).await {
-            Ok(()) => return,
+    loop {
+        match store::load(billboard.database(), &config.group, &config.topic).await {
+            Ok(state) => break billboard.install(state),
+            Err(error) => {
+                tracing::warn!(%error, "cannot load the saved model to learn from; retrying in {backoff:?}")
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return Ended::Stopped,
+            () = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(Duration::from_secs(5)),
+        }
+    }
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match consume(billboard, log, config, lease, shutdown).await {
+            Ok(ended) => return ended,
             Err(error) => {
                 tracing::warn!(%error, topic = %config.topic, "billboard learner stopped; restarting in {backoff:?}")
             }
         }
         tokio::select! {
-            () = shutdown.cancelled() => {}
+            () = shutdown.cancelled() => return Ended::Stopped,
             () = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(Duration::from_secs(5)),
         }
     }
@@ -85,16 +200,17 @@ pub async fn run(
 
 /// Reads every partition from the offsets saved with the statistics.
 ///
-/// A group-less reader rather than a group member: the saved offsets are the truth
-/// either way, and a member killed with SIGKILL keeps its partitions in the group until
-/// the broker expires its session (minutes on tansu 0.6), which would stall a restarted
-/// learner for as long.
+/// A group-less reader rather than a group member: the lease decides who reads, the
+/// saved offsets are the truth either way, and a member killed with SIGKILL keeps its
+/// partitions in the group until the broker expires its session (minutes on tansu 0.6),
+/// which would stall a restarted learner for as long.
 async fn consume(
     billboard: &Billboard,
     log: &dyn EventLog,
     config: &LearnConfig,
+    lease: &Lease,
     shutdown: &CancellationToken,
-) -> Result<(), nearline_eventlog::Error> {
+) -> Result<Ended, nearline_eventlog::Error> {
     let partitions = log.partition_count(&config.topic).await?;
     let saved = loop {
         match store::load_offsets(billboard.database(), &config.group, &config.topic).await {
@@ -102,7 +218,7 @@ async fn consume(
             Err(error) => {
                 tracing::warn!(%error, "cannot read saved offsets; retrying");
                 tokio::select! {
-                    () = shutdown.cancelled() => return Ok(()),
+                    () = shutdown.cancelled() => return Ok(Ended::Stopped),
                     () = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
             }
@@ -117,11 +233,11 @@ async fn consume(
     tracing::info!(topic = %config.topic, partitions, "billboard learner reading outcomes");
     let mut batch = Batch::default();
     let mut next_flush = Instant::now() + config.flush_interval;
+    let mut renewed = Instant::now();
     let mut skipped = 0u64;
     loop {
         if shutdown.is_cancelled() {
-            flush(billboard, config, &mut batch).await;
-            return Ok(());
+            return Ok(flush(billboard, config, lease, &mut batch).await.unwrap_or(Ended::Stopped));
         }
         let wait = next_flush.saturating_duration_since(Instant::now()).min(Duration::from_millis(100));
         if let Some(record) = reader.poll(wait).await? {
@@ -131,12 +247,24 @@ async fn consume(
             if skipped > 0 {
                 metrics::outcomes("skipped", std::mem::take(&mut skipped));
             }
-            flush(billboard, config, &mut batch).await;
+            let idle = batch.offsets.is_empty();
+            if let Some(Ended::LeaseLost) = flush(billboard, config, lease, &mut batch).await {
+                return Ok(Ended::LeaseLost);
+            }
+            if !idle {
+                renewed = Instant::now();
+            } else if renewed.elapsed() >= config.lease / 3 {
+                // Nothing to save for a while: renew by itself.
+                match lease.renew(billboard.database(), chrono::Utc::now().timestamp_millis()).await {
+                    Ok(true) => renewed = Instant::now(),
+                    Ok(false) => return Ok(Ended::LeaseLost),
+                    Err(error) => tracing::warn!(%error, "cannot renew the learner's lease; retrying"),
+                }
+            }
             next_flush = Instant::now() + config.flush_interval;
         }
     }
 }
-
 fn read(record: &Record, batch: &mut Batch, skipped: &mut u64) {
     match observation(&record.payload) {
         Some(o) => batch.observations.push(o),
@@ -146,10 +274,17 @@ fn read(record: &Record, batch: &mut Batch, skipped: &mut u64) {
 }
 
 /// Saves the batch, retrying until the database takes it, then installs it in the
-/// model: nothing reaches the model that is not durable.
-async fn flush(billboard: &Billboard, config: &LearnConfig, batch: &mut Batch) {
+/// model: nothing reaches the model that is not durable. `Some(LeaseLost)` when the
+/// lease was lost: nothing was saved, and the batch is dropped (its successor reads it
+/// again from the saved offsets).
+async fn flush(
+    billboard: &Billboard,
+    config: &LearnConfig,
+    lease: &Lease,
+    batch: &mut Batch,
+) -> Option<Ended> {
     if batch.offsets.is_empty() {
-        return;
+        return None;
     }
     let discount = billboard.settings().params.discount;
     let mut backoff = Duration::from_millis(100);
@@ -168,19 +303,13 @@ async fn flush(billboard: &Billboard, config: &LearnConfig, batch: &mut Batch) {
             (base, learned.info)
         };
         let now = chrono::Utc::now().timestamp_millis();
-        match store::save(
-            billboard.database(),
-            &config.group,
-            &config.topic,
-            &base,
-            info,
-            batch,
-            discount,
-            now,
-        )
-        .await
+        match store::save(billboard.database(), lease, &config.topic, &base, info, batch, discount, now).await
         {
-            Ok(saved) => break saved,
+            Ok(Some(saved)) => break saved,
+            Ok(None) => {
+                *batch = Batch::default();
+                return Some(Ended::LeaseLost);
+            }
             Err(error) => {
                 tracing::warn!(%error, "saving learned outcomes failed; retrying in {backoff:?}");
                 tokio::time::sleep(backoff).await;
@@ -201,4 +330,5 @@ async fn flush(billboard: &Billboard, config: &LearnConfig, batch: &mut Batch) {
         billboard.rebuild_model(&learned, &touched);
     }
     *batch = Batch::default();
+    None
 }

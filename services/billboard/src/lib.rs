@@ -16,6 +16,7 @@ pub mod error;
 pub mod grpc;
 pub mod http;
 pub mod learn;
+pub mod lease;
 mod metrics;
 pub mod policy;
 pub mod request_id;
@@ -78,6 +79,9 @@ pub async fn run(
         group: b.consumer_group.clone(),
         topic: b.outcomes_topic.clone(),
         flush_interval: b.flush_interval,
+        lease: b.learner_lease,
+        // SQLite is embedded mode, whose data directory lock admits one process.
+        exclusive: matches!(database, Database::Sqlite(_)),
     };
     let billboard = Billboard::open(&config, database, &learn_config.group, &learn_config.topic)
         .await

@@ -27,6 +27,10 @@ pub(crate) fn describe() {
         Unit::Seconds,
         "Now minus the event time of the newest outcome applied to the model."
     );
+    describe_gauge!(
+        "nearline_billboard_learner_leader",
+        "1 while this instance holds the learner's lease and learns, 0 while it serves from saved statistics."
+    );
     describe_gauge!("nearline_billboard_arms", "(title, artwork) pairs with statistics.");
     describe_gauge!("nearline_billboard_cells", "(arm, context cell) counters held.");
 }
@@ -55,4 +59,8 @@ pub(crate) fn model(version: u64, arms: usize, cells: usize, last_event_ms: i64)
         let lag = (chrono::Utc::now().timestamp_millis() - last_event_ms).max(0);
         gauge!("nearline_billboard_learning_lag_seconds").set(lag as f64 / 1000.0);
     }
+}
+
+pub(crate) fn leader(holds: bool) {
+    gauge!("nearline_billboard_learner_leader").set(if holds { 1.0 } else { 0.0 });
 }

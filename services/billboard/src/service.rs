@@ -248,6 +248,27 @@ impl Billboard {
         *self.inner.model.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(model);
     }
 
+    /// Replaces the learned state with `state` as saved (a learner taking over, or an
+    /// instance following the learner) and rebuilds the whole model from it.
+    pub(crate) fn install(&self, state: store::State) {
+        let mut learned = self.learned();
+        learned.stats = state.stats;
+        learned.info = state.info;
+        let model = Model::build(
+            self.inner.settings.params,
+            learned.info.version,
+            &learned.stats,
+            Arc::new(self.catalog().facts()),
+        );
+        metrics::model(
+            learned.info.version,
+            learned.stats.arms().count(),
+            model_cells(&learned.stats),
+            learned.info.last_event_ms,
+        );
+        *self.inner.model.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(model);
+    }
+
     /// Reloads the catalog; rebuilds the model when it changed.
     pub async fn reload_catalog(&self) -> Result<(), sqlx::Error> {
         let catalog = Catalog::load(&self.inner.database).await?;

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use nearline_storage::Database;
 
+use crate::lease::{self, Lease};
 use crate::policy::{Arm, Cell, Counter, Daypart, Discount, Observation, Statistics};
 
 /// Runs `sqlx::query_as::<_, $ty>($sql)` with binds on either backend, fetching all rows.
@@ -28,6 +29,16 @@ macro_rules! fetch_optional {
         match $db {
             nearline_storage::Database::Postgres(p) => sqlx::query_as::<_, $ty>($sql)$(.bind($bind))*.fetch_optional(p).await,
             nearline_storage::Database::Sqlite(p) => sqlx::query_as::<_, $ty>($sql)$(.bind($bind))*.fetch_optional(p).await,
+        }
+    };
+}
+
+/// Like [`fetch_all!`], executing a statement; the number of rows it affected.
+macro_rules! execute {
+    ($db:expr, $sql:expr $(, $bind:expr)*) => {
+        match $db {
+            nearline_storage::Database::Postgres(p) => sqlx::query($sql)$(.bind($bind))*.execute(p).await.map(|r| r.rows_affected()),
+            nearline_storage::Database::Sqlite(p) => sqlx::query($sql)$(.bind($bind))*.execute(p).await.map(|r| r.rows_affected()),
         }
     };
 }
@@ -59,7 +70,7 @@ macro_rules! in_transaction {
     };
 }
 
-pub(crate) use {fetch_all, fetch_optional, in_transaction};
+pub(crate) use {execute, fetch_all, fetch_optional, in_transaction};
 
 /// How long applied keys are kept, behind the newest applied outcome's event time:
 /// far longer than attribution's allowed lateness, after which nothing is re-emitted.
@@ -121,6 +132,14 @@ pub async fn load(database: &Database, group: &str, topic: &str) -> Result<State
     Ok(State { stats, info, offsets: load_offsets(database, group, topic).await? })
 }
 
+/// The saved model version (0 before anything was learned): whether [`load`] would
+/// return something new.
+pub async fn load_version(database: &Database) -> Result<u64, sqlx::Error> {
+    let version: Option<(i64,)> =
+        fetch_optional!(database, (i64,), "SELECT version FROM billboard_model WHERE id = 1")?;
+    Ok(version.map_or(0, |(v,)| v as u64))
+}
+
 /// Next offset to read per partition, as saved with the statistics.
 pub async fn load_offsets(
     database: &Database,
@@ -162,19 +181,33 @@ pub struct Saved {
 /// Saves a batch in one transaction: the new keys, the counters they change (starting
 /// from `base`, the current counters of the batch's (arm, cell) pairs; the caller
 /// installs [`Saved::counters`] only after the commit), the model version and the
-/// offsets.
+/// offsets, stored under the lease's consumer group. `None`, with nothing written, when
+/// this instance no longer holds `lease`: another instance learns now, and this one's
+/// memory is stale.
 #[allow(clippy::too_many_arguments)]
 pub async fn save(
     database: &Database,
-    group: &str,
+    lease: &Lease,
     topic: &str,
     base: &HashMap<(Arm, Cell), Counter>,
     info: ModelInfo,
     batch: &Batch,
     discount: Discount,
     now_ms: i64,
-) -> Result<Saved, sqlx::Error> {
+) -> Result<Option<Saved>, sqlx::Error> {
+    let group = &lease.group;
     in_transaction!(database, tx, {
+        // First, so a lost lease writes nothing (dropping the transaction rolls back).
+        let held = sqlx::query(lease::RENEW)
+            .bind(lease.expires(now_ms))
+            .bind(group)
+            .bind(&lease.holder)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if held != 1 {
+            return Ok(None);
+        }
         let mut changed: BTreeMap<(Arm, Cell), Counter> = BTreeMap::new();
         let mut saved = Saved { info, ..Saved::default() };
         for o in &batch.observations {
@@ -258,6 +291,6 @@ pub async fn save(
             .await?;
         }
         saved.counters = changed.into_iter().map(|((a, c), k)| (a, c, k)).collect();
-        Ok::<Saved, sqlx::Error>(saved)
+        Ok::<Option<Saved>, sqlx::Error>(Some(saved))
     })
 }

@@ -405,6 +405,12 @@ service_section!(
         /// How often learned outcomes are saved, with the offsets, and reach the model.
         #[serde(with = "humantime_serde")]
         flush_interval: Duration = Duration::from_secs(1),
+        /// How long the learner's lease lasts without renewal. One instance per
+        /// consumer group learns (it holds the lease, renewed with every save); the
+        /// others serve decisions from the saved statistics and take over when the
+        /// holder leaves, or this long after it died.
+        #[serde(with = "humantime_serde")]
+        learner_lease: Duration = Duration::from_secs(10),
         /// How often the catalog (titles, artworks, pool) is reloaded.
         #[serde(with = "humantime_serde")]
         catalog_refresh: Duration = Duration::from_secs(5),
@@ -529,6 +535,11 @@ impl Config {
         );
         check(b.thompson_draws >= 1, "billboard.thompson_draws", "must be at least 1");
         check(!b.flush_interval.is_zero(), "billboard.flush_interval", "must be positive");
+        check(
+            b.learner_lease > 2 * b.flush_interval,
+            "billboard.learner_lease",
+            "must be more than twice billboard.flush_interval",
+        );
         check(!b.catalog_refresh.is_zero(), "billboard.catalog_refresh", "must be positive");
         check(!b.consumer_group.is_empty(), "billboard.consumer_group", "must not be empty");
         check(!b.outcomes_topic.is_empty(), "billboard.outcomes_topic", "must not be empty");
