@@ -1,18 +1,21 @@
 //! The red/black drill (DESIGN §4, docs/operations.md): server group v001 of ingest,
-//! attribution and insights as separate `nearline serve` processes takes steady traffic;
-//! v002 is started next to it (same consumer group), waited for until ready, traffic
-//! moves to it, and v001 gets SIGTERM; later the same again from v002 to v003 (the
-//! rollback: a new server group of the previous version). Billboard is not in the drill:
-//! on main it serves health only, no decisions to drive or statistics to compare.
+//! attribution, insights and billboard as separate `nearline serve` processes takes
+//! steady traffic; v002 is started next to it (same consumer groups), waited for until
+//! ready, traffic moves to it, and v001 gets SIGTERM; later the same again from v002 to
+//! v003 (the rollback: a new server group of the previous version). The traffic is plain
+//! row impressions and plays, and billboard decisions whose impressions (with their
+//! explore blocks) and plays are logged, so outcomes flow to billboard's learner.
 //!
 //! Asserted: every event ingest acknowledged (200) is counted exactly once (insights'
 //! totals equal the load generator's own tally), clients of the group with traffic see
 //! no 5xx and no connection error, a large batch still in flight at the old ingest when
 //! SIGTERM arrives is answered 200 and counted, each draining process exits cleanly
-//! within its grace period, and the old attribution leaves its consumer group (the
-//! hand-over is quicker than the session timeout). Printed: the hand-over times, from
-//! SIGTERM of the old attribution process to the new one owning every partition (from
-//! its `partition assigned` log lines).
+//! within its grace period, the old attribution leaves its consumer group (the
+//! hand-over is quicker than the session timeout), and billboard's statistics equal
+//! those of one billboard that learned the same outcomes without any swap. Printed: the
+//! hand-over times, from SIGTERM of the old attribution process to the new one owning
+//! every partition (from its `partition assigned` log lines), and of billboard's
+//! learner's lease.
 //!
 //! Runs its own tansu broker (as the chaos tests do) and needs `tansu` on the PATH.
 
@@ -28,6 +31,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use infra::{Backends, Broker, PARTITIONS, SESSION_TIMEOUT, wait_drained};
+use nearline_eventlog::{EventLog, TopicPartition, topics};
 use nearline_testkit::{TestDatabase, wait_for};
 use serde_json::{Value, json};
 
@@ -61,6 +65,10 @@ impl Served {
         let name = format!("{service}-{group}");
         let mut child = backends
             .command(&["serve", service])
+            // Outcomes of impressions without a play within seconds, not minutes, so
+            // billboard learns from both kinds during the drill.
+            .env("NEARLINE__ATTRIBUTION__REWARD_WINDOW", "2s")
+            .env("NEARLINE__ATTRIBUTION__REWARD_GRACE", "1s")
             .env(format!("NEARLINE__{section}__HTTP_PORT"), "0")
             .env(format!("NEARLINE__{section}__GRPC_PORT"), "0")
             .env(format!("NEARLINE__{section}__GRACE_PERIOD"), format!("{}s", GRACE.as_secs()))
@@ -144,6 +152,19 @@ impl Served {
         owned
     }
 
+    /// When this billboard process logged taking the learner's lease, after `since`.
+    fn took_lease_at(&self, since: Instant) -> Option<Instant> {
+        let log = self.log.lock().unwrap();
+        log.iter()
+            .find(|(at, line)| {
+                *at >= since
+                    && line["message"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with("billboard learner took the lease"))
+            })
+            .map(|(at, _)| *at)
+    }
+
     /// The first moment after `since` at which this process owned every partition.
     fn owned_all_at(&self, since: Instant) -> Option<Instant> {
         let times: Vec<Instant> = self.log.lock().unwrap().iter().map(|(at, _)| *at).collect();
@@ -158,12 +179,13 @@ impl Drop for Served {
     }
 }
 
-/// One server group: ingest, attribution, insights.
+/// One server group: ingest, attribution, insights, billboard.
 struct Group {
     name: &'static str,
     ingest: Served,
     attribution: Served,
     insights: Served,
+    billboard: Served,
 }
 
 impl Group {
@@ -173,6 +195,7 @@ impl Group {
             ingest: Served::start(backends, "ingest", name),
             attribution: Served::start(backends, "attribution", name),
             insights: Served::start(backends, "insights", name),
+            billboard: Served::start(backends, "billboard", name),
         }
     }
 
@@ -181,7 +204,8 @@ impl Group {
         wait_for(&format!("server group {} to be ready", self.name), Duration::from_secs(60), || async {
             let ready = self.ingest.is_ready().await
                 && self.attribution.is_ready().await
-                && self.insights.is_ready().await;
+                && self.insights.is_ready().await
+                && self.billboard.is_ready().await;
             ready.then_some(())
         })
         .await;
@@ -194,12 +218,14 @@ impl Group {
 struct Traffic {
     ingest: RwLock<String>,
     insights: RwLock<String>,
+    billboard: RwLock<String>,
     stop: AtomicBool,
     /// Accepted (200) impressions and plays per video, the generator's own tally.
     impressions: BTreeMap<i64, AtomicU64>,
     plays: BTreeMap<i64, AtomicU64>,
     batches: AtomicU64,
     queries: AtomicU64,
+    decisions: AtomicU64,
     failures: Mutex<Vec<String>>,
 }
 
@@ -208,11 +234,13 @@ impl Traffic {
         Traffic {
             ingest: RwLock::new(group.ingest.http.clone()),
             insights: RwLock::new(group.insights.http.clone()),
+            billboard: RwLock::new(group.billboard.http.clone()),
             stop: AtomicBool::new(false),
             impressions: (1..=VIDEOS).map(|v| (v, AtomicU64::new(0))).collect(),
             plays: (1..=VIDEOS).map(|v| (v, AtomicU64::new(0))).collect(),
             batches: AtomicU64::new(0),
             queries: AtomicU64::new(0),
+            decisions: AtomicU64::new(0),
             failures: Mutex::new(Vec::new()),
         }
     }
@@ -220,6 +248,7 @@ impl Traffic {
     fn route_to(&self, group: &Group) {
         *self.ingest.write().unwrap() = group.ingest.http.clone();
         *self.insights.write().unwrap() = group.insights.http.clone();
+        *self.billboard.write().unwrap() = group.billboard.http.clone();
     }
 
     fn fail(&self, what: String) {
@@ -326,6 +355,81 @@ async fn generate(traffic: Arc<Traffic>, generator: usize) {
     }
 }
 
+/// Billboard decisions asked for in a row, whose impressions one ingest batch logs.
+const DECISIONS: u64 = 5;
+const COUNTRIES: [&str; 3] = ["US", "BR", "DE"];
+
+/// One billboard decision as the client got it.
+struct Decided {
+    seq: u64,
+    member: String,
+    country: &'static str,
+    answer: Value,
+}
+
+/// Asks whichever billboard has traffic for decisions, then logs each one's impression
+/// as a client would (the request id, artwork and explore block copied as they are) and
+/// a play for every third, tallying what ingest accepted.
+async fn decide(traffic: Arc<Traffic>) {
+    let client = reqwest::Client::new();
+    let mut seq = 0u64;
+    while !traffic.stop.load(Ordering::Relaxed) {
+        let billboard = traffic.billboard.read().unwrap().clone();
+        let url = format!("{billboard}/v1/billboard");
+        let mut decided = Vec::new();
+        for _ in 0..DECISIONS {
+            seq += 1;
+            let (member, country) = (format!("bb-m{}", seq % 53), COUNTRIES[(seq % 3) as usize]);
+            let context = json!({ "country": country, "device": "tv", "hour_of_day": seq % 24 });
+            let request = json!({ "member_id": member, "context": context });
+            match client.post(&url).json(&request).send().await {
+                Ok(response) if response.status() == 200 => match response.json::<Value>().await {
+                    Ok(answer) => {
+                        traffic.decisions.fetch_add(1, Ordering::Relaxed);
+                        decided.push(Decided { seq, member, country, answer });
+                    }
+                    Err(error) => traffic.fail(format!("POST {url}: unreadable answer: {}", chain(&error))),
+                },
+                Ok(response) => {
+                    let status = response.status();
+                    let body = response.text().await.unwrap_or_default();
+                    traffic.fail(format!("POST {url}: {status} {body}"));
+                }
+                Err(error) => traffic.fail(format!("POST {url}: {}", chain(&error))),
+            }
+        }
+        let ingest = traffic.ingest.read().unwrap().clone();
+        post(&client, &traffic, &ingest, logged(&decided)).await;
+        tokio::time::sleep(PAUSE).await;
+    }
+}
+
+/// The impressions (and every third a play) of billboard decisions, as one batch.
+fn logged(decided: &[Decided]) -> Batch {
+    let t = now_ms();
+    let (mut events, mut impressions, mut plays) = (Vec::new(), BTreeMap::new(), BTreeMap::new());
+    for Decided { seq, member, country, answer } in decided {
+        let request = answer["request_id"].as_str().expect("a decision has a request_id");
+        let video = answer["video_id"].as_i64().expect("a decision has a video_id");
+        events.push(json!({
+            "type": "impression", "event_id": format!("{request}-i"), "request_id": request,
+            "member_id": member, "video_id": video, "artwork_id": answer["artwork_id"],
+            "canvas": "billboard", "country": country, "device": "tv", "event_time": t,
+            "explore": answer["explore"],
+        }));
+        *impressions.entry(video).or_default() += 1;
+        if seq.is_multiple_of(3) {
+            events.push(json!({
+                "type": "play", "event_id": format!("{request}-p"), "request_id": request,
+                "member_id": member, "video_id": video,
+                "country": country, "device": "tv", "event_time": t + 1_000, "watch_seconds": 60,
+            }));
+            *plays.entry(video).or_default() += 1;
+        }
+    }
+    Batch { events: events.len() as u64, body: json!({ "events": events }), impressions, plays }
+}
+
 /// An error with its causes, which say what went wrong on the connection.
 fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
@@ -360,6 +464,8 @@ struct Swap {
     to: &'static str,
     ready_after: Duration,
     hand_over: Duration,
+    /// From SIGTERM to the new billboard taking the learner's lease.
+    lease_hand_over: Duration,
     /// Partitions the old and the new attribution owned at SIGTERM.
     before: (BTreeSet<i64>, BTreeSet<i64>),
     /// How long after SIGTERM the old ingest answered the batch in flight.
@@ -405,11 +511,11 @@ async fn swap(
     };
     let sigterm = Instant::now();
     let before = (old.attribution.owned_at(sigterm), new.attribution.owned_at(sigterm));
-    for served in [&old.ingest, &old.attribution, &old.insights] {
+    for served in [&old.ingest, &old.attribution, &old.insights, &old.billboard] {
         served.sigterm();
     }
     let mut exits = Vec::new();
-    for served in [&mut old.ingest, &mut old.attribution, &mut old.insights] {
+    for served in [&mut old.ingest, &mut old.attribution, &mut old.insights, &mut old.billboard] {
         let (took, clean) = served.exited(sigterm, GRACE + Duration::from_secs(10)).await;
         assert!(clean, "{} exited with an error after SIGTERM (see its log above)", served.name);
         assert!(
@@ -429,6 +535,13 @@ async fn swap(
     )
     .await;
     let hand_over = owned_all.duration_since(sigterm);
+    let took_lease = wait_for(
+        &format!("billboard-{name} to take the learner's lease"),
+        Duration::from_secs(30),
+        || async { new.billboard.took_lease_at(sigterm) },
+    )
+    .await;
+    let lease_hand_over = took_lease.duration_since(sigterm);
     // Sooner than the session timeout: the old member left the group on its way out
     // rather than being timed out of it.
     let session_timeout = humantime::parse_duration(SESSION_TIMEOUT).expect("a duration");
@@ -437,7 +550,91 @@ async fn swap(
         "hand-over took {hand_over:?}, not less than the {session_timeout:?} session timeout: \
          the old attribution did not leave its group"
     );
-    (new, Swap { from: old.name, to: name, ready_after, hand_over, before, exits, in_flight })
+    (
+        new,
+        Swap { from: old.name, to: name, ready_after, hand_over, lease_hand_over, before, exits, in_flight },
+    )
+}
+
+/// The drill's titles get two artworks each and make the billboard pool.
+async fn set_up_billboard(client: &reqwest::Client, billboard: &str) {
+    for video in 1..=VIDEOS {
+        let body = json!({ "artworks": [format!("art-{video}-a"), format!("art-{video}-b")] });
+        let url = format!("{billboard}/v1/billboard/artworks/{video}");
+        let response = client.put(&url).json(&body).send().await.unwrap();
+        assert!(response.status().is_success(), "PUT {url}: {}", response.status());
+    }
+    let body = json!({ "video_ids": (1..=VIDEOS).collect::<Vec<_>>() });
+    let response = client.put(format!("{billboard}/v1/billboard/pool")).json(&body).send().await.unwrap();
+    assert!(response.status().is_success(), "PUT pool: {}", response.status());
+}
+
+/// Billboard's statistics as saved, in key order.
+type StatsRow = (i64, String, String, String, String, f64, f64, i64, i64, i64);
+
+async fn billboard_stats(database: &sqlx::PgPool) -> Vec<StatsRow> {
+    sqlx::query_as(
+        "SELECT video_id, artwork_id, country, device, daypart, weight, reward, at_ms, impressions, plays \
+         FROM billboard_arm_stats ORDER BY video_id, artwork_id, country, device, daypart",
+    )
+    .fetch_all(database)
+    .await
+    .expect("billboard_arm_stats")
+}
+
+/// Waits until billboard's learner saved offsets at the end of every outcomes partition.
+async fn wait_learned_to_end(log: &impl EventLog, database: &sqlx::PgPool, who: &str) {
+    wait_for(&format!("{who} to learn every outcome"), Duration::from_secs(60), || async {
+        let saved: Vec<(i32, i64)> = sqlx::query_as(
+            "SELECT partition, committed_offset FROM partition_progress WHERE consumer_group = $1 AND topic = $2",
+        )
+        .bind("nearline-billboard")
+        .bind(topics::OUTCOMES)
+        .fetch_all(database)
+        .await
+        .ok()?;
+        let saved: BTreeMap<i32, i64> = saved.into_iter().collect();
+        for p in 0..PARTITIONS {
+            let (_, end) = log.watermarks(&TopicPartition::new(topics::OUTCOMES, p)).await.ok()?;
+            if end > 0 && saved.get(&p) != Some(&end) {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+}
+
+/// The statistics of the swapped billboards equal one billboard's that learned the same
+/// outcomes, on a database of its own, without a swap: counts exactly, the discounted
+/// weights up to float rounding (outcomes of different partitions may be summed in
+/// another order).
+async fn assert_same_as_unswapped(backends: &Backends, swapped: &sqlx::PgPool) -> usize {
+    let reference = TestDatabase::create().await;
+    let unswapped = Backends { kafka: backends.kafka.clone(), database_url: reference.url.clone() };
+    unswapped.migrate();
+    let mut learner = Served::start(&unswapped, "billboard", "unswapped");
+    let pool = unswapped.database().await;
+    wait_learned_to_end(&unswapped.log(), &pool, "the unswapped billboard").await;
+    learner.sigterm();
+    learner.exited(Instant::now(), GRACE + Duration::from_secs(10)).await;
+    let (expected, got) = (billboard_stats(&pool).await, billboard_stats(swapped).await);
+    assert!(!expected.is_empty(), "the unswapped billboard learned nothing: no outcomes reached it");
+    let key = |r: &StatsRow| (r.0, r.1.clone(), r.2.clone(), r.3.clone(), r.4.clone(), r.7, r.8, r.9);
+    assert_eq!(
+        got.iter().map(key).collect::<Vec<_>>(),
+        expected.iter().map(key).collect::<Vec<_>>(),
+        "billboard's counters after the swaps vs without (arm, cell, at_ms, impressions, plays)"
+    );
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0);
+    for (g, e) in got.iter().zip(&expected) {
+        assert!(
+            close(g.5, e.5) && close(g.6, e.6),
+            "discounted weight/reward of {:?}: {g:?} vs {e:?}",
+            key(e)
+        );
+    }
+    expected.len()
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -460,6 +657,7 @@ async fn red_black_swaps_lose_and_double_count_nothing() {
             client.put(format!("{}/v1/videos/{video}", v001.ingest.http)).json(&body).send().await.unwrap();
         assert!(response.status().is_success(), "PUT video {video}: {}", response.status());
     }
+    set_up_billboard(&client, &v001.billboard.http).await;
     let epoch = 30 * 60_000;
     let from = now_ms() / epoch * epoch - epoch;
     let range = (rfc3339(from), rfc3339(from + 4 * epoch));
@@ -470,6 +668,7 @@ async fn red_black_swaps_lose_and_double_count_nothing() {
         clients.push(tokio::spawn(generate(traffic.clone(), generator)));
     }
     clients.push(tokio::spawn(query(traffic.clone(), range.clone())));
+    clients.push(tokio::spawn(decide(traffic.clone())));
 
     tokio::time::sleep(STEADY).await;
     let (v002, first) = swap(&backends, &traffic, v001, "v002").await;
@@ -507,18 +706,23 @@ async fn red_black_swaps_lose_and_double_count_nothing() {
     })
     .await;
 
+    wait_learned_to_end(&log, &pool, "billboard-v003").await;
+    let cells = assert_same_as_unswapped(&backends, &pool).await;
+
     let (impressions, plays): (u64, u64) = tally.values().fold((0, 0), |(i, p), (a, b)| (i + a, p + b));
     eprintln!(
-        "\nred/black drill: {} batches accepted ({impressions} impressions, {plays} plays), {} dashboard queries answered",
+        "\nred/black drill: {} batches accepted ({impressions} impressions, {plays} plays), {} dashboard queries \
+         answered, {} billboard decisions; billboard's statistics ({cells} arm x cell counters) equal an unswapped run's",
         traffic.batches.load(Ordering::Relaxed),
-        traffic.queries.load(Ordering::Relaxed)
+        traffic.queries.load(Ordering::Relaxed),
+        traffic.decisions.load(Ordering::Relaxed),
     );
     for swap in [&first, &second] {
         let exits: Vec<String> =
             swap.exits.iter().map(|(n, d)| format!("{n} {:.2}s", d.as_secs_f64())).collect();
         eprintln!(
             "  {} -> {}: new group ready after {:.2}s; partitions at SIGTERM: {} {:?}, {} {:?}; \
-             hand-over (SIGTERM -> attribution-{} owns all {PARTITIONS}) {:.2}s; batch in flight at SIGTERM \
+             hand-over (SIGTERM -> attribution-{} owns all {PARTITIONS}) {:.2}s, (SIGTERM -> billboard-{} learns) {:.2}s; batch in flight at SIGTERM \
              answered 200 {:.2}s after it; exits after SIGTERM: {}",
             swap.from,
             swap.to,
@@ -529,6 +733,8 @@ async fn red_black_swaps_lose_and_double_count_nothing() {
             swap.before.1,
             swap.to,
             swap.hand_over.as_secs_f64(),
+            swap.to,
+            swap.lease_hand_over.as_secs_f64(),
             swap.in_flight.as_secs_f64(),
             exits.join(", ")
         );
