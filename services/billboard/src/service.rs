@@ -259,12 +259,6 @@ impl Billboard {
         Ok(())
     }
 
-    /// Replaces a title's artworks, then reloads the catalog.
-    pub async fn put_artworks(&self, video_id: i64, artworks: &[String]) -> Result<(), ApiError> {
-        catalog::put_artworks(&self.inner.database, video_id, artworks).await?;
-        self.reload_catalog().await.map_err(ApiError::Database)
-    }
-
     /// Replaces the pool, then reloads the catalog.
     pub async fn put_pool(&self, video_ids: &[i64]) -> Result<(), ApiError> {
         self.reload_catalog().await.map_err(ApiError::Database)?;

@@ -42,35 +42,30 @@ async fn database(backend: Backend) -> Database {
     database
 }
 
-/// Titles 1..=5 in the catalog (as ingest writes them); title 5 gets no artworks.
+/// Titles 1..=5 in the catalog, written by ingest's catalog code: title `id` has `id`
+/// artworks `art-{id}.0`.., title 5 none.
 async fn seed_videos(database: &Database) {
+    let catalog = nearline_ingest::catalog::Catalog::new(database.clone());
     for id in 1..=5i64 {
-        let (kind, genres) =
-            if id % 2 == 0 { ("movie", r#"["drama"]"#) } else { ("series", r#"["comedy"]"#) };
-        let sql = "INSERT INTO videos (video_id, title, kind, genres) VALUES ($1, $2, $3, $4)";
-        match database {
-            Database::Postgres(p) => sqlx::query(sql)
-                .bind(id)
-                .bind(format!("t{id}"))
-                .bind(kind)
-                .bind(genres)
-                .execute(p)
-                .await
-                .map(drop),
-            Database::Sqlite(p) => sqlx::query(sql)
-                .bind(id)
-                .bind(format!("t{id}"))
-                .bind(kind)
-                .bind(genres)
-                .execute(p)
-                .await
-                .map(drop),
-        }
-        .expect("insert video");
+        catalog.upsert(&video(id, if id == 5 { 0 } else { id })).await.expect("upsert video");
+    }
+}
+
+fn video(id: i64, artworks: i64) -> nearline_ingest::catalog::Video {
+    use nearline_ingest::catalog::{Kind, Video};
+    let (kind, genre) = if id % 2 == 0 { (Kind::Movie, "drama") } else { (Kind::Series, "comedy") };
+    Video {
+        video_id: id,
+        title: format!("t{id}"),
+        kind,
+        genres: vec![genre.into()],
+        launch_at_ms: None,
+        artworks: (0..artworks).map(|a| format!("art-{id}.{a}")).collect(),
     }
 }
 
 struct Server {
+    database: Database,
     http: String,
     grpc: String,
     log: Arc<MemoryLog>,
@@ -102,7 +97,7 @@ impl Server {
         let dyn_log: Arc<dyn EventLog> = log.clone();
         tokio::spawn(nearline_billboard::run(
             Arc::new(config),
-            database,
+            database.clone(),
             dyn_log,
             listeners,
             shutdown.clone(),
@@ -114,7 +109,7 @@ impl Server {
             async move { client.get(&ready).send().await.ok().filter(|r| r.status() == 200).map(drop) }
         })
         .await;
-        Server { http, grpc, log, topic, shutdown, client }
+        Server { database, http, grpc, log, topic, shutdown, client }
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -139,14 +134,7 @@ impl Server {
 async fn setup(backend: Backend) -> Server {
     let database = database(backend).await;
     seed_videos(&database).await;
-    let server = Server::start(database).await;
-    for id in 1..=4 {
-        let artworks: Vec<String> = (0..id).map(|a| format!("art-{id}.{a}")).collect();
-        let (status, body) =
-            server.put(&format!("/v1/billboard/artworks/{id}"), json!({"artworks": artworks})).await;
-        assert_eq!(status, 200, "{body}");
-    }
-    server
+    Server::start(database).await
 }
 
 fn context() -> Value {
@@ -309,6 +297,50 @@ async fn decisions_and_errors_postgres() {
 #[tokio::test]
 async fn decisions_and_errors_sqlite() {
     decisions_and_errors(Backend::Sqlite).await;
+}
+
+/// Artworks come from the catalog alone, and a change there reaches decisions within
+/// `billboard.catalog_refresh` (200 ms here).
+async fn catalog_changes_reach_decisions(backend: Backend) {
+    let server = setup(backend).await;
+    let catalog = nearline_ingest::catalog::Catalog::new(server.database.clone());
+    let request = json!({"member_id": "m1", "context": context(), "candidates": [5]});
+    let (status, body) = server.post("/v1/billboard", request.clone()).await;
+    assert_eq!((status, invalid_fields(&body)), (400, vec!["candidates[0]".to_string()]), "{body}");
+    assert!(body.to_string().contains("PUT /v1/videos/5"), "the error says where artworks are set: {body}");
+
+    catalog.upsert(&video(5, 2)).await.unwrap();
+    let (server, request) = (&server, &request);
+    let d = wait_for("title 5's artworks seen", Duration::from_secs(10), || async move {
+        let (status, d) = server.post("/v1/billboard", request.clone()).await;
+        (status == 200).then_some(d)
+    })
+    .await;
+    assert_eq!(d["explore"]["candidate_artworks"][0]["artwork_ids"], json!(["art-5.0", "art-5.1"]));
+
+    // A replaced list replaces what billboard chooses among.
+    let mut one = video(5, 0);
+    one.artworks = vec!["art-5.9".into()];
+    catalog.upsert(&one).await.unwrap();
+    wait_for("the new artwork list seen", Duration::from_secs(10), || async move {
+        let (_, d) = server.post("/v1/billboard", request.clone()).await;
+        (d["artwork_id"] == "art-5.9" && d["propensity"] == 1.0).then_some(())
+    })
+    .await;
+
+    // Billboard no longer takes artworks itself: one source of truth.
+    let (status, _) = server.put("/v1/billboard/artworks/5", json!({"artworks": ["x"]})).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn catalog_changes_reach_decisions_postgres() {
+    catalog_changes_reach_decisions(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn catalog_changes_reach_decisions_sqlite() {
+    catalog_changes_reach_decisions(Backend::Sqlite).await;
 }
 
 /// An outcome record as attribution publishes it.
