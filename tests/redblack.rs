@@ -556,17 +556,12 @@ async fn swap(
     )
 }
 
-/// The drill's titles get two artworks each and make the billboard pool.
-async fn set_up_billboard(client: &reqwest::Client, billboard: &str) {
-    for video in 1..=VIDEOS {
-        let body = json!({ "artworks": [format!("art-{video}-a"), format!("art-{video}-b")] });
-        let url = format!("{billboard}/v1/billboard/artworks/{video}");
-        let response = client.put(&url).json(&body).send().await.unwrap();
-        assert!(response.status().is_success(), "PUT {url}: {}", response.status());
-    }
+/// The drill's titles make the billboard pool.
+async fn set_up_pool(client: &reqwest::Client, billboard: &str) {
     let body = json!({ "video_ids": (1..=VIDEOS).collect::<Vec<_>>() });
-    let response = client.put(format!("{billboard}/v1/billboard/pool")).json(&body).send().await.unwrap();
-    assert!(response.status().is_success(), "PUT pool: {}", response.status());
+    let url = format!("{billboard}/v1/billboard/pool");
+    let response = client.put(&url).json(&body).send().await.unwrap();
+    assert!(response.status().is_success(), "PUT {url}: {}", response.status());
 }
 
 /// Billboard's statistics as saved, in key order.
@@ -652,12 +647,15 @@ async fn red_black_swaps_lose_and_double_count_nothing() {
     v001.wait_ready().await;
     let client = reqwest::Client::new();
     for video in 1..=VIDEOS {
-        let body = json!({ "title": format!("Red/black {video}"), "kind": "movie", "genres": ["drama"] });
+        let body = json!({
+            "title": format!("Red/black {video}"), "kind": "movie", "genres": ["drama"],
+            "artworks": [format!("art-{video}-a"), format!("art-{video}-b")],
+        });
         let response =
             client.put(format!("{}/v1/videos/{video}", v001.ingest.http)).json(&body).send().await.unwrap();
         assert!(response.status().is_success(), "PUT video {video}: {}", response.status());
     }
-    set_up_billboard(&client, &v001.billboard.http).await;
+    set_up_pool(&client, &v001.billboard.http).await;
     let epoch = 30 * 60_000;
     let from = now_ms() / epoch * epoch - epoch;
     let range = (rfc3339(from), rfc3339(from + 4 * epoch));
