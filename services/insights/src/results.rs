@@ -54,9 +54,9 @@ impl ResultCache {
     }
 
     /// The series of `query` if it was computed under `stamps`.
-    pub fn get(&self, query: &PerformanceQuery, stamps: &Stamps) -> Option<Arc<Series>> {
+    pub fn get(&self, query: &PerformanceQuery, stamps: &[(i64, Counts)]) -> Option<Arc<Series>> {
         let entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        entries.get(query).filter(|(kept, _)| kept == stamps).map(|(_, series)| series.clone())
+        entries.get(query).filter(|(kept, _)| kept.as_slice() == stamps).map(|(_, series)| series.clone())
     }
 
     /// Keeps `series`, computed after `stamps` were read.
@@ -88,7 +88,7 @@ mod tests {
         let stamps = vec![(0, Counts { impressions: 3, plays: 1 })];
         cache.put(query(1), stamps.clone(), Arc::new(Series::default()));
         assert!(cache.get(&query(1), &stamps).is_some());
-        assert!(cache.get(&query(1), &vec![(0, Counts { impressions: 4, plays: 1 })]).is_none());
+        assert!(cache.get(&query(1), &[(0, Counts { impressions: 4, plays: 1 })]).is_none());
         cache.put(query(2), stamps.clone(), Arc::new(Series::default()));
         assert!(cache.get(&query(1), &stamps).is_none(), "over capacity");
         assert!(cache.get(&query(2), &stamps).is_some());

@@ -120,7 +120,7 @@ impl Rollup {
 
     /// The values a cell's `[country, device, canvas]` take in this roll-up: its own
     /// where kept, `''` where dropped.
-    pub fn key_dims<'a>(self, dims: [&'a str; 3]) -> [&'a str; 3] {
+    pub fn key_dims(self, dims: [&str; 3]) -> [&str; 3] {
         let keep = [Dims::COUNTRY, Dims::DEVICE, Dims::CANVAS];
         std::array::from_fn(|i| if self.dims.contains(keep[i]) { dims[i] } else { "" })
     }
