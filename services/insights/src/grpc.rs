@@ -87,6 +87,7 @@ impl InsightsService for Grpc {
             unattributed_plays: p.unattributed_plays,
             series: p
                 .series
+                .points
                 .iter()
                 .map(|s| pb::SeriesPoint {
                     start_ms: s.start_ms,

@@ -11,6 +11,7 @@
 //! - [`error`]: the one error type, answered over both.
 
 pub mod cache;
+pub mod days;
 pub mod error;
 pub mod grpc;
 pub mod http;
@@ -18,6 +19,7 @@ pub mod launch;
 pub mod planner;
 pub mod query;
 pub mod repository;
+pub mod results;
 pub mod service;
 
 mod dashboard;

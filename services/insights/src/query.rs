@@ -408,23 +408,30 @@ pub struct SeriesPoint {
 /// Turns grouped rows into the response series: merges rows of the same bucket and
 /// group, drops empty ones, and sorts by start then group (byte order of the values,
 /// the same on every backend whatever its collation).
-pub fn build_series(rows: Vec<GroupedRow>, group_by: &[Dimension]) -> (Vec<SeriesPoint>, Counts) {
-    let mut merged: BTreeMap<(i64, Vec<String>), Counts> = BTreeMap::new();
+///
+/// Sorted and merged in place rather than through a map keyed by copies of the values:
+/// a busy title's week has thousands of points, and this runs for every one.
+pub fn build_series(mut rows: Vec<GroupedRow>, group_by: &[Dimension]) -> (Vec<SeriesPoint>, Counts) {
+    // A dimension not grouped by is empty in every row, so ordering by all three in
+    // canonical order is ordering by the grouped values in `group_by`'s (canonical) order.
+    rows.sort_unstable_by(|a, b| (a.start_ms, &a.dims).cmp(&(b.start_ms, &b.dims)));
     let mut totals = Counts::default();
+    let mut series: Vec<SeriesPoint> = Vec::with_capacity(rows.len());
+    let mut last: Option<(i64, [String; 3])> = None;
     for row in rows {
         totals += row.counts;
-        let key: Vec<String> = group_by.iter().map(|d| row.dims[*d as usize].clone()).collect();
-        *merged.entry((row.start_ms, key)).or_default() += row.counts;
+        let same = last.as_ref().is_some_and(|(start, dims)| *start == row.start_ms && *dims == row.dims);
+        if same {
+            if let Some(point) = series.last_mut() {
+                point.counts += row.counts;
+            }
+            continue;
+        }
+        let group = group_by.iter().map(|d| (d.name(), row.dims[*d as usize].clone())).collect();
+        series.push(SeriesPoint { start_ms: row.start_ms, group, counts: row.counts });
+        last = Some((row.start_ms, row.dims));
     }
-    let series = merged
-        .into_iter()
-        .filter(|(_, counts)| !counts.is_empty())
-        .map(|((start_ms, values), counts)| SeriesPoint {
-            start_ms,
-            group: group_by.iter().map(|d| d.name()).zip(values).collect(),
-            counts,
-        })
-        .collect();
+    series.retain(|point| !point.counts.is_empty());
     (series, totals)
 }
 

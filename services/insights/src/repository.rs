@@ -9,11 +9,15 @@
 mod sql;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use nearline_storage::Database;
+use nearline_storage::rollups::{DAY_MS, Dims};
 
+use crate::days::{DayCache, Shape};
 use crate::planner;
 use crate::query::{Counts, Dimension, Filters, GroupedRow, PerformanceQuery, TimeRange, TitleCounts};
+use crate::results::Stamps;
 
 /// A catalog entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +47,18 @@ fn counts(impressions: i64, plays: i64) -> Counts {
     Counts { impressions: impressions.max(0).unsigned_abs(), plays: plays.max(0).unsigned_abs() }
 }
 
+/// The dimensions a query groups or filters by: those its roll-ups must keep.
+fn needed(group_by: impl IntoIterator<Item = Dimension>, filters: &Filters) -> Dims {
+    let filtered = Dimension::ALL.into_iter().filter(|d| !filters.values(*d).is_empty());
+    group_by.into_iter().chain(filtered).fold(Dims::NONE, |all, d| {
+        all.union(match d {
+            Dimension::Country => Dims::COUNTRY,
+            Dimension::Device => Dims::DEVICE,
+            Dimension::Canvas => Dims::CANVAS,
+        })
+    })
+}
+
 /// JSON array text of a filter list, for SQLite's `json_each`.
 fn json_list(values: &[String]) -> String {
     serde_json::to_string(values).expect("a list of strings serializes")
@@ -54,18 +70,26 @@ pub struct Repository {
     database: Database,
     /// Whether queries read the roll-ups where they fit (the default) or only cells.
     rollups: bool,
+    /// Whole days of fine series (with the roll-ups only).
+    days: Option<Arc<DayCache>>,
 }
 
 impl Repository {
     /// Reads from `database`.
     pub fn new(database: Database) -> Self {
-        Self { database, rollups: true }
+        Self { database, rollups: true, days: Some(Arc::default()) }
+    }
+
+    /// Reads from `database` with the roll-ups but without caching days: what the day
+    /// cache must agree with (tests).
+    pub fn uncached(database: Database) -> Self {
+        Self { database, rollups: true, days: None }
     }
 
     /// Reads from `database`, answering every query from the cells alone: what the
     /// roll-ups must agree with (tests) and the baseline they are measured against.
     pub fn cells_only(database: Database) -> Self {
-        Self { database, rollups: false }
+        Self { database, rollups: false, days: None }
     }
 
     /// The catalog entry of `video_id`, if any.
@@ -156,17 +180,122 @@ impl Repository {
     }
 
     /// The title's counts in `query`'s range, summed per bucket and per grouped
-    /// dimension (the others empty), filtered; unordered.
+    /// dimension (the others empty), filtered; unordered. Rows of a whole day of a series
+    /// finer than a day come from the [`DayCache`] while that day's totals are unchanged.
     pub async fn performance(
         &self,
         query: &PerformanceQuery,
+        bucket_ms: i64,
+    ) -> sqlx::Result<Vec<GroupedRow>> {
+        let (from_ms, to_ms) = (query.range.from_ms, query.range.to_ms);
+        let first_day = from_ms.div_euclid(DAY_MS) * DAY_MS + if from_ms % DAY_MS == 0 { 0 } else { DAY_MS };
+        let end_day = to_ms.div_euclid(DAY_MS) * DAY_MS;
+        let cache = self.days.as_ref().filter(|_| bucket_ms < DAY_MS && DAY_MS % bucket_ms == 0);
+        let Some(cache) = cache.filter(|_| first_day < end_day) else {
+            return self.performance_rows(query, from_ms, to_ms, bucket_ms).await;
+        };
+        // Totals first, rows after: see `days` for why that order keeps the cache exact.
+        let totals = self.day_totals(query.video_id, first_day, end_day).await?;
+        let shape = Shape {
+            video_id: query.video_id,
+            bucket_ms,
+            group_by: query.group_by.clone(),
+            filters: query.filters.clone(),
+        };
+        let mut rows = Vec::new();
+        let mut missed = Vec::new();
+        for day in (first_day..end_day).step_by(DAY_MS as usize) {
+            let stamp = totals.get(&day).copied().unwrap_or_default();
+            if stamp.is_empty() {
+                continue; // no counts that day at all
+            }
+            match cache.get(&shape, day, stamp) {
+                Some(cached) => rows.extend(cached.iter().cloned()),
+                None => missed.push((day, stamp)),
+            }
+        }
+        // The partial days at the edges, then the missed days in runs of adjacent ones.
+        let mut runs: Vec<(i64, i64)> = Vec::new();
+        for &(day, _) in &missed {
+            match runs.last_mut() {
+                Some(last) if last.1 == day => last.1 = day + DAY_MS,
+                _ => runs.push((day, day + DAY_MS)),
+            }
+        }
+        let ranges = [(from_ms, first_day), (end_day, to_ms)].into_iter().chain(runs);
+        let mut by_day: HashMap<i64, Vec<GroupedRow>> =
+            missed.iter().map(|&(day, _)| (day, Vec::new())).collect();
+        for (from, to) in ranges.filter(|(from, to)| from < to) {
+            for row in self.performance_rows(query, from, to, bucket_ms).await? {
+                match by_day.get_mut(&(row.start_ms.div_euclid(DAY_MS) * DAY_MS)) {
+                    Some(day) if from >= first_day && to <= end_day => day.push(row),
+                    _ => rows.push(row),
+                }
+            }
+        }
+        for (day, stamp) in missed {
+            let day_rows = by_day.remove(&day).unwrap_or_default();
+            rows.extend(day_rows.iter().cloned());
+            cache.put(&shape, day, stamp, day_rows);
+        }
+        Ok(rows)
+    }
+
+    /// The title's totals of every day `range` touches (days with counts, by start), what
+    /// a result over `range` is valid under (see [`crate::results`]); `None` when this
+    /// repository reads cells only.
+    pub async fn stamps(&self, video_id: i64, range: TimeRange) -> sqlx::Result<Option<Stamps>> {
+        if !self.rollups {
+            return Ok(None);
+        }
+        let from = range.from_ms.div_euclid(DAY_MS) * DAY_MS;
+        let mut stamps: Stamps = self.day_totals(video_id, from, range.to_ms).await?.into_iter().collect();
+        stamps.sort_unstable_by_key(|(day, _)| *day);
+        Ok(Some(stamps))
+    }
+
+    /// The title's totals per day starting in `[from_ms, to_ms)` (days with counts only).
+    async fn day_totals(
+        &self,
+        video_id: i64,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> sqlx::Result<HashMap<i64, Counts>> {
+        let rows: Vec<(i64, i64, i64)> = match &self.database {
+            Database::Postgres(pool) => {
+                sqlx::query_as(sql::pg::DAY_TOTALS)
+                    .bind(video_id)
+                    .bind(from_ms)
+                    .bind(to_ms)
+                    .fetch_all(pool)
+                    .await?
+            }
+            Database::Sqlite(pool) => {
+                sqlx::query_as(sql::sqlite::DAY_TOTALS)
+                    .bind(video_id)
+                    .bind(from_ms)
+                    .bind(to_ms)
+                    .fetch_all(pool)
+                    .await?
+            }
+        };
+        Ok(rows.into_iter().map(|(day, impressions, plays)| (day, counts(impressions, plays))).collect())
+    }
+
+    /// [`Self::performance`] over `[from_ms, to_ms)`, from the database.
+    async fn performance_rows(
+        &self,
+        query: &PerformanceQuery,
+        from_ms: i64,
+        to_ms: i64,
         bucket_ms: i64,
     ) -> sqlx::Result<Vec<GroupedRow>> {
         let grouped = |d: Dimension| query.group_by.contains(&d);
         let f = &query.filters;
         type Row = (i64, String, String, String, i64, i64);
         let mut rows: Vec<Row> = Vec::new();
-        for part in self.plan(query.range.from_ms, query.range.to_ms, Some(bucket_ms)) {
+        let needed = needed(query.group_by.iter().copied(), f);
+        for part in self.plan(from_ms, to_ms, Some(bucket_ms), needed) {
             rows.extend(match &self.database {
                 Database::Postgres(pool) => {
                     sqlx::query_as::<_, Row>(sql::PG.performance(part.source))
@@ -247,7 +376,7 @@ impl Repository {
     /// Every title's counts in `range`, filtered; unordered.
     pub async fn title_counts(&self, range: TimeRange, filters: &Filters) -> sqlx::Result<Vec<TitleCounts>> {
         let mut by_title: HashMap<i64, (i64, i64)> = HashMap::new();
-        for part in self.plan(range.from_ms, range.to_ms, None) {
+        for part in self.plan(range.from_ms, range.to_ms, None, needed([], filters)) {
             let rows: Vec<(i64, i64, i64)> = match &self.database {
                 Database::Postgres(pool) => {
                     sqlx::query_as(sql::PG.top(part.source))
@@ -286,9 +415,9 @@ impl Repository {
 
     /// The parts of `[from_ms, to_ms)` and their tables: roll-ups where they fit, unless
     /// this repository reads cells only.
-    fn plan(&self, from_ms: i64, to_ms: i64, bucket_ms: Option<i64>) -> Vec<planner::Part> {
+    fn plan(&self, from_ms: i64, to_ms: i64, bucket_ms: Option<i64>, needed: Dims) -> Vec<planner::Part> {
         if self.rollups {
-            planner::plan(from_ms, to_ms, bucket_ms)
+            planner::plan(from_ms, to_ms, bucket_ms, needed)
         } else {
             vec![planner::Part { source: planner::Source::Cells, from_ms, to_ms }]
         }

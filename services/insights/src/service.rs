@@ -9,8 +9,9 @@ use nearline_runtime::Config;
 use crate::cache::{self, Cache};
 use crate::error::ApiError;
 use crate::launch::{self, HourComparison};
-use crate::query::{self, Counts, PerformanceQuery, RangeRules, SeriesPoint, TopQuery};
+use crate::query::{self, Counts, PerformanceQuery, RangeRules, TopQuery};
 use crate::repository::{Repository, Video};
+use crate::results::{ResultCache, Series};
 
 /// Most comparable launches an early read looks at (the most recent ones).
 const MAX_COMPARABLES: usize = 100;
@@ -57,8 +58,8 @@ pub struct Performance {
     pub totals: Counts,
     /// Plays whose impression was never seen.
     pub unattributed_plays: u64,
-    /// Non-empty buckets, by start then group.
-    pub series: Vec<SeriesPoint>,
+    /// Non-empty buckets, by start then group (shared with the result cache).
+    pub series: Arc<Series>,
 }
 
 /// One ranked title.
@@ -124,6 +125,9 @@ pub struct Insights {
     /// (on launch day every dashboard asks for the same one) aggregates thousands.
     /// Keyed by the query alone: a result carries the `complete_until` it was computed at.
     top_cache: Arc<Cache<TopQuery, TopTitles>>,
+    /// With the roll-ups: results kept while their days' totals are unchanged (exact);
+    /// reading cells only: for [`cache::OPEN_TTL`].
+    results: Arc<ResultCache>,
     performance_cache: Arc<Cache<PerformanceQuery, Performance>>,
     /// Every query reads the title and the progress; both change rarely, so keeping them
     /// briefly halves the statements a performance query sends to the database.
@@ -146,6 +150,7 @@ impl Insights {
             repository,
             settings,
             top_cache: Arc::default(),
+            results: Arc::new(ResultCache::with_capacity(PERFORMANCE_ENTRIES)),
             performance_cache: Arc::new(Cache::with_capacity(PERFORMANCE_ENTRIES)),
             video_cache: Arc::default(),
             progress_cache: Arc::default(),
@@ -182,31 +187,58 @@ impl Insights {
         Ok(*until)
     }
 
-    /// A title's counts over a range, bucketed and grouped (cached, see [`cache`]; shared,
-    /// not copied, since a busy title's result holds thousands of points).
+    /// A title's counts over a range, bucketed and grouped (cached, see [`crate::results`];
+    /// shared, not copied, since a busy title's result holds thousands of points).
     pub async fn performance(&self, query: PerformanceQuery) -> Result<Arc<Performance>, ApiError> {
-        let complete_until_ms = self.complete_until().await?;
-        let ttl = cache::ttl(query.range.to_ms, complete_until_ms);
-        let performance = self
-            .performance_cache
-            .get_or_try(query.clone(), ttl, || self.performance_uncached(query, complete_until_ms))
-            .await?;
-        Ok(performance)
+        let (video_id, range) = (query.video_id, query.range);
+        // Unattributed plays are read every time: they are not under the day totals.
+        let (complete_until_ms, video, stamps, unattributed_plays) = tokio::try_join!(
+            self.complete_until(),
+            self.video(video_id),
+            async { Ok::<_, ApiError>(self.repository.stamps(video_id, range).await?) },
+            async { Ok(self.repository.unattributed(video_id, range, &query.filters).await?) },
+        )?;
+        let Some(stamps) = stamps else {
+            // Cells only: the baseline, kept briefly instead.
+            let performance = self
+                .performance_cache
+                .get_or_try(query.clone(), cache::OPEN_TTL, || async {
+                    let series = self.series(&query).await?;
+                    Ok::<_, ApiError>(Performance {
+                        video,
+                        query,
+                        complete_until_ms,
+                        totals: series.totals,
+                        unattributed_plays,
+                        series,
+                    })
+                })
+                .await?;
+            return Ok(performance);
+        };
+        let series = match self.results.get(&query, &stamps) {
+            Some(series) => series,
+            None => {
+                let series = self.series(&query).await?;
+                self.results.put(query.clone(), stamps, series.clone());
+                series
+            }
+        };
+        Ok(Arc::new(Performance {
+            video,
+            query,
+            complete_until_ms,
+            totals: series.totals,
+            unattributed_plays,
+            series,
+        }))
     }
 
-    async fn performance_uncached(
-        &self,
-        query: PerformanceQuery,
-        complete_until_ms: Option<i64>,
-    ) -> Result<Performance, ApiError> {
+    async fn series(&self, query: &PerformanceQuery) -> Result<Arc<Series>, ApiError> {
         let bucket_ms = query.granularity.bucket_ms(self.settings.rules.epoch_ms);
-        let (video, rows, unattributed_plays) = tokio::try_join!(
-            self.video(query.video_id),
-            async { Ok(self.repository.performance(&query, bucket_ms).await?) },
-            async { Ok(self.repository.unattributed(query.video_id, query.range, &query.filters).await?) },
-        )?;
-        let (series, totals) = query::build_series(rows, &query.group_by);
-        Ok(Performance { video, query, complete_until_ms, totals, unattributed_plays, series })
+        let rows = self.repository.performance(query, bucket_ms).await?;
+        let (points, totals) = query::build_series(rows, &query.group_by);
+        Ok(Arc::new(Series::new(points, totals)))
     }
 
     /// Titles ranked by a metric over a range (cached, see [`cache`]).

@@ -1,17 +1,57 @@
-//! The hourly and daily roll-ups of `cell_counts` (migration `..._rollups.sql`): what
-//! attribution keeps in step with the cells and insights reads instead of them.
+//! The roll-ups of `cell_counts` (migrations `..._rollups.sql` and
+//! `..._rollups_by_dimensions.sql`): what attribution keeps in step with the cells and
+//! insights reads instead of them.
 //!
 //! A roll-up row is the sum of the cells whose epoch starts in its hour or day (UTC,
-//! floor division), under the same column names as `cell_counts`, its
-//! `epoch_start_ms` holding the hour's or the day's start.
+//! floor division) and that agree on the dimensions the roll-up keeps; every roll-up has
+//! the columns of `cell_counts`, its `epoch_start_ms` holding the hour's or the day's
+//! start and a dimension it does not keep holding `''`. So the statements that read
+//! cells read any roll-up unchanged, and a roll-up answers exactly the queries that
+//! neither group nor filter by a dimension it dropped.
 
-/// A roll-up of `cell_counts`.
+use std::sync::LazyLock;
+
+/// How much time a roll-up row covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Rollup {
-    /// `cell_counts_hourly`.
-    Hourly,
-    /// `cell_counts_daily`.
-    Daily,
+pub enum Span {
+    /// One UTC hour.
+    Hour,
+    /// One UTC day.
+    Day,
+}
+
+/// The cell dimensions a roll-up keeps, as a set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Dims(u8);
+
+impl Dims {
+    /// No dimension: one row per title and hour or day.
+    pub const NONE: Dims = Dims(0);
+    /// Country.
+    pub const COUNTRY: Dims = Dims(1);
+    /// Device.
+    pub const DEVICE: Dims = Dims(2);
+    /// Canvas.
+    pub const CANVAS: Dims = Dims(4);
+    /// Country and device: what the dashboards slice by most.
+    pub const COUNTRY_DEVICE: Dims = Dims(1 | 2);
+    /// Every dimension.
+    pub const ALL: Dims = Dims(1 | 2 | 4);
+
+    /// Both sets.
+    pub fn union(self, other: Dims) -> Dims {
+        Dims(self.0 | other.0)
+    }
+
+    /// How many dimensions the set holds.
+    pub fn count(self) -> u32 {
+        self.0.count_ones()
+    }
+
+    /// Whether every dimension of `other` is in this set.
+    pub fn contains(self, other: Dims) -> bool {
+        self.0 & other.0 == other.0
+    }
 }
 
 /// One hour, ms.
@@ -19,23 +59,57 @@ pub const HOUR_MS: i64 = 3_600_000;
 /// One day, ms.
 pub const DAY_MS: i64 = 24 * HOUR_MS;
 
+/// A roll-up of `cell_counts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Rollup {
+    /// The time a row covers.
+    pub span: Span,
+    /// The dimensions kept.
+    pub dims: Dims,
+}
+
 impl Rollup {
-    /// Both, finest first.
-    pub const ALL: [Rollup; 2] = [Rollup::Hourly, Rollup::Daily];
+    /// `cell_counts_hourly`: every dimension, by hour.
+    pub const HOURLY: Rollup = Rollup { span: Span::Hour, dims: Dims::ALL };
+    /// `cell_counts_daily`: every dimension, by day.
+    pub const DAILY: Rollup = Rollup { span: Span::Day, dims: Dims::ALL };
+    /// `country_device_counts_hourly`.
+    pub const HOURLY_COUNTRY_DEVICE: Rollup = Rollup { span: Span::Hour, dims: Dims::COUNTRY_DEVICE };
+    /// `country_device_counts_daily`.
+    pub const DAILY_COUNTRY_DEVICE: Rollup = Rollup { span: Span::Day, dims: Dims::COUNTRY_DEVICE };
+    /// `title_counts_hourly`: a title's totals per hour.
+    pub const HOURLY_TITLE: Rollup = Rollup { span: Span::Hour, dims: Dims::NONE };
+    /// `title_counts_daily`: a title's totals per day.
+    pub const DAILY_TITLE: Rollup = Rollup { span: Span::Day, dims: Dims::NONE };
+
+    /// Every roll-up attribution keeps.
+    pub const ALL: [Rollup; 6] = [
+        Rollup::HOURLY,
+        Rollup::DAILY,
+        Rollup::HOURLY_COUNTRY_DEVICE,
+        Rollup::DAILY_COUNTRY_DEVICE,
+        Rollup::HOURLY_TITLE,
+        Rollup::DAILY_TITLE,
+    ];
 
     /// The table.
     pub fn table(self) -> &'static str {
-        match self {
-            Rollup::Hourly => "cell_counts_hourly",
-            Rollup::Daily => "cell_counts_daily",
+        match (self.span, self.dims) {
+            (Span::Hour, Dims::ALL) => "cell_counts_hourly",
+            (Span::Day, Dims::ALL) => "cell_counts_daily",
+            (Span::Hour, Dims::COUNTRY_DEVICE) => "country_device_counts_hourly",
+            (Span::Day, Dims::COUNTRY_DEVICE) => "country_device_counts_daily",
+            (Span::Hour, Dims::NONE) => "title_counts_hourly",
+            (Span::Day, Dims::NONE) => "title_counts_daily",
+            (span, dims) => unreachable!("no roll-up by {span:?} keeping {dims:?}"),
         }
     }
 
     /// How much time one row covers, ms.
     pub fn span_ms(self) -> i64 {
-        match self {
-            Rollup::Hourly => HOUR_MS,
-            Rollup::Daily => DAY_MS,
+        match self.span {
+            Span::Hour => HOUR_MS,
+            Span::Day => DAY_MS,
         }
     }
 
@@ -43,40 +117,80 @@ impl Rollup {
     pub fn start_of(self, epoch_start_ms: i64) -> i64 {
         epoch_start_ms.div_euclid(self.span_ms()) * self.span_ms()
     }
+
+    /// The values a cell's `[country, device, canvas]` take in this roll-up: its own
+    /// where kept, `''` where dropped.
+    pub fn key_dims(self, dims: [&str; 3]) -> [&str; 3] {
+        let keep = [Dims::COUNTRY, Dims::DEVICE, Dims::CANVAS];
+        std::array::from_fn(|i| if self.dims.contains(keep[i]) { dims[i] } else { "" })
+    }
+
+    /// SQL selecting this roll-up's key dimensions from cell columns named `country`,
+    /// `device` and `canvas` (both backends).
+    pub fn key_dims_sql(self) -> String {
+        self.key_dims(["country", "device", "canvas"])
+            .map(|column| if column.is_empty() { "''" } else { column })
+            .join(", ")
+    }
+
+    /// SQL turning a cell column `epoch_start_ms` into this roll-up's row start (floor
+    /// division, also before 1970: `%` keeps the dividend's sign; both backends).
+    pub fn start_sql(self) -> String {
+        let span = self.span_ms();
+        format!("epoch_start_ms - ((epoch_start_ms % {span}) + {span}) % {span}")
+    }
 }
 
-/// Recomputes both roll-ups from the cells (SQL both backends run): for data written
+/// Recomputes every roll-up from the cells (SQL both backends run): for data written
 /// into `cell_counts` by other means than attribution (fixtures, generated benchmark
 /// data). Attribution keeps them in step itself.
-pub const REBUILD_SQL: &str = "
-DELETE FROM cell_counts_hourly;
-DELETE FROM cell_counts_daily;
-INSERT INTO cell_counts_hourly (video_id, epoch_start_ms, country, device, canvas, impressions, plays)
-SELECT video_id, epoch_start_ms - ((epoch_start_ms % 3600000) + 3600000) % 3600000,
-       country, device, canvas, SUM(impressions), SUM(plays)
+pub fn rebuild_sql() -> &'static str {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        Rollup::ALL
+            .iter()
+            .map(|r| {
+                format!(
+                    "DELETE FROM {table};
+INSERT INTO {table} (video_id, epoch_start_ms, country, device, canvas, impressions, plays)
+SELECT video_id, {start}, {dims}, SUM(impressions), SUM(plays)
 FROM cell_counts GROUP BY 1, 2, 3, 4, 5;
-INSERT INTO cell_counts_daily (video_id, epoch_start_ms, country, device, canvas, impressions, plays)
-SELECT video_id, epoch_start_ms - ((epoch_start_ms % 86400000) + 86400000) % 86400000,
-       country, device, canvas, SUM(impressions), SUM(plays)
-FROM cell_counts GROUP BY 1, 2, 3, 4, 5;
-";
+",
+                    table = r.table(),
+                    start = r.start_sql(),
+                    dims = r.key_dims_sql(),
+                )
+            })
+            .collect()
+    });
+    &SQL
+}
 
-/// Runs [`REBUILD_SQL`].
+/// Runs [`rebuild_sql`].
 pub async fn rebuild(database: &crate::Database) -> sqlx::Result<()> {
+    let sql = sqlx::AssertSqlSafe(rebuild_sql());
     match database {
-        crate::Database::Postgres(pool) => sqlx::raw_sql(REBUILD_SQL).execute(pool).await.map(drop),
-        crate::Database::Sqlite(pool) => sqlx::raw_sql(REBUILD_SQL).execute(pool).await.map(drop),
+        crate::Database::Postgres(pool) => sqlx::raw_sql(sql).execute(pool).await.map(drop),
+        crate::Database::Sqlite(pool) => sqlx::raw_sql(sql).execute(pool).await.map(drop),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Rollup;
+    use super::{Dims, Rollup};
 
     #[test]
     fn rows_start_at_the_floor_of_their_hour_and_day() {
-        assert_eq!(Rollup::Hourly.start_of(5_400_000), 3_600_000);
-        assert_eq!(Rollup::Daily.start_of(90_000_000), 86_400_000);
-        assert_eq!(Rollup::Hourly.start_of(-1_800_000), -3_600_000, "floor, not truncation");
+        assert_eq!(Rollup::HOURLY.start_of(5_400_000), 3_600_000);
+        assert_eq!(Rollup::DAILY.start_of(90_000_000), 86_400_000);
+        assert_eq!(Rollup::HOURLY.start_of(-1_800_000), -3_600_000, "floor, not truncation");
+    }
+
+    #[test]
+    fn dropped_dimensions_are_empty() {
+        assert_eq!(Rollup::HOURLY_COUNTRY_DEVICE.key_dims(["US", "tv", "row"]), ["US", "tv", ""]);
+        assert_eq!(Rollup::DAILY_TITLE.key_dims_sql(), "'', '', ''");
+        assert!(Dims::ALL.contains(Dims::COUNTRY_DEVICE) && !Dims::COUNTRY_DEVICE.contains(Dims::CANVAS));
+        let tables: std::collections::HashSet<_> = Rollup::ALL.iter().map(|r| r.table()).collect();
+        assert_eq!(tables.len(), Rollup::ALL.len());
     }
 }

@@ -15,7 +15,7 @@ pub(super) const PARTITIONS: &str =
     "SELECT DISTINCT partition FROM partition_progress WHERE consumer_group = $1 ORDER BY partition";
 
 /// Per kind (impressions, plays): inserts new members and adds exactly the newly inserted
-/// ones to their cell's count and to its hour's and day's roll-up rows (see
+/// ones to their cell's count and to its rows in every roll-up (see
 /// `nearline_storage::rollups`), all in one statement (data-modifying CTEs always run).
 /// Rows are upserted in key order so concurrent writers lock them in the same order.
 static ADD_MEMBERS: LazyLock<[String; 2]> = LazyLock::new(|| {
@@ -23,10 +23,10 @@ static ADD_MEMBERS: LazyLock<[String; 2]> = LazyLock::new(|| {
 });
 
 fn add_members(members: &str, count: &str) -> String {
-    let upsert = |table: &str, start: &str| {
+    let upsert = |table: &str, start: &str, dims: &str| {
         format!(
             "INSERT INTO {table} (video_id, epoch_start_ms, country, device, canvas, {count})
-             SELECT video_id, {start}, country, device, canvas, count(*) FROM new
+             SELECT video_id, {start}, {dims}, count(*) FROM new
              GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
              ON CONFLICT (video_id, epoch_start_ms, country, device, canvas)
              DO UPDATE SET {count} = {table}.{count} + EXCLUDED.{count}"
@@ -35,10 +35,8 @@ fn add_members(members: &str, count: &str) -> String {
     let rollups: String = Rollup::ALL
         .iter()
         .map(|r| {
-            // Floor division, also before 1970 (`%` keeps the dividend's sign).
-            let span = r.span_ms();
-            let start = format!("epoch_start_ms - ((epoch_start_ms % {span}) + {span}) % {span}");
-            format!(",\n {} AS ({} RETURNING 1)", r.table(), upsert(r.table(), &start))
+            let upsert = upsert(r.table(), &r.start_sql(), &r.key_dims_sql());
+            format!(",\n {} AS ({upsert} RETURNING 1)", r.table())
         })
         .collect();
     format!(
@@ -48,7 +46,7 @@ fn add_members(members: &str, count: &str) -> String {
             ON CONFLICT DO NOTHING
             RETURNING video_id, epoch_start_ms, country, device, canvas){rollups}
          {}",
-        upsert("cell_counts", "epoch_start_ms")
+        upsert("cell_counts", "epoch_start_ms", "country, device, canvas")
     )
 }
 

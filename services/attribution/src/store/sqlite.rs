@@ -23,9 +23,10 @@ const INSERT_MEMBER: [&str; 2] = [
      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 ];
 
-/// Adds to a cell's counts, and (the same upsert, the row's start bound as ?2) to its
-/// hour's and day's roll-up rows: `[cells, hourly, daily]`.
-static ADD_COUNTS: LazyLock<[String; 3]> = LazyLock::new(|| {
+/// Adds to a cell's counts, and (the same upsert, the row's start bound as ?2 and the
+/// dimensions a roll-up drops as '') to its rows in every roll-up: the cells first,
+/// then [`Rollup::ALL`] in order.
+static ADD_COUNTS: LazyLock<Vec<String>> = LazyLock::new(|| {
     let upsert = |table: &str| {
         format!(
             "INSERT INTO {table} (video_id, epoch_start_ms, country, device, canvas, impressions, plays)
@@ -34,7 +35,7 @@ static ADD_COUNTS: LazyLock<[String; 3]> = LazyLock::new(|| {
                 impressions = impressions + excluded.impressions, plays = plays + excluded.plays"
         )
     };
-    [upsert("cell_counts"), upsert(Rollup::Hourly.table()), upsert(Rollup::Daily.table())]
+    std::iter::once("cell_counts").chain(Rollup::ALL.iter().map(|r| r.table())).map(upsert).collect()
 });
 
 const INSERT_UNATTRIBUTED: &str =
@@ -104,15 +105,16 @@ pub(super) async fn write(
         }
     }
     for ((video_id, epoch_start_ms, country, device, canvas), (impressions, plays)) in added {
-        let starts =
-            [epoch_start_ms, Rollup::Hourly.start_of(epoch_start_ms), Rollup::Daily.start_of(epoch_start_ms)];
-        for (sql, start_ms) in ADD_COUNTS.iter().zip(starts) {
+        let dims = [country.as_str(), device.as_str(), canvas.as_str()];
+        let rows = std::iter::once((epoch_start_ms, dims))
+            .chain(Rollup::ALL.iter().map(|r| (r.start_of(epoch_start_ms), r.key_dims(dims))));
+        for (sql, (start_ms, [country, device, canvas])) in ADD_COUNTS.iter().zip(rows) {
             sqlx::query(sql.as_str())
                 .bind(video_id)
                 .bind(start_ms)
-                .bind(&country)
-                .bind(&device)
-                .bind(&canvas)
+                .bind(country)
+                .bind(device)
+                .bind(canvas)
                 .bind(impressions)
                 .bind(plays)
                 .execute(&mut *tx)

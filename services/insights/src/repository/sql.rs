@@ -37,6 +37,9 @@ pub(super) mod pg {
           AND (cardinality($10::text[]) = 0 OR canvas = ANY($10))
         GROUP BY 1, 2, 3, 4";
 
+    pub(in crate::repository) const DAY_TOTALS: &str = "SELECT epoch_start_ms, impressions, plays
+        FROM title_counts_daily WHERE video_id = $1 AND epoch_start_ms >= $2 AND epoch_start_ms < $3";
+
     pub(in crate::repository) const UNATTRIBUTED: &str = "SELECT COALESCE(SUM(plays), 0)::BIGINT
         FROM unattributed_counts
         WHERE video_id = $1 AND epoch_start_ms >= $2 AND epoch_start_ms < $3
@@ -88,6 +91,9 @@ pub(super) mod sqlite {
           AND (json_array_length(?10) = 0 OR canvas IN (SELECT value FROM json_each(?10)))
         GROUP BY 1, 2, 3, 4";
 
+    pub(in crate::repository) const DAY_TOTALS: &str = "SELECT epoch_start_ms, impressions, plays
+        FROM title_counts_daily WHERE video_id = ?1 AND epoch_start_ms >= ?2 AND epoch_start_ms < ?3";
+
     pub(in crate::repository) const UNATTRIBUTED: &str = "SELECT COALESCE(SUM(plays), 0)
         FROM unattributed_counts
         WHERE video_id = ?1 AND epoch_start_ms >= ?2 AND epoch_start_ms < ?3
@@ -111,8 +117,9 @@ pub(super) mod sqlite {
 /// The performance and top statements of a backend, one per source table: the cell
 /// statements reading a roll-up instead (same columns), for the planner's parts.
 pub(super) struct BySource {
-    performance: [String; 3],
-    top: [String; 3],
+    /// The cells' first, then [`Rollup::ALL`]'s in order.
+    performance: Vec<String>,
+    top: Vec<String>,
 }
 
 impl BySource {
@@ -120,15 +127,20 @@ impl BySource {
         let on = |statement: &str, source: Source| {
             statement.replace("FROM cell_counts\n", &format!("FROM {}\n", source.table()))
         };
-        let sources = [Source::Cells, Source::Rollup(Rollup::Hourly), Source::Rollup(Rollup::Daily)];
-        Self { performance: sources.map(|s| on(performance, s)), top: sources.map(|s| on(top, s)) }
+        let sources: Vec<Source> =
+            std::iter::once(Source::Cells).chain(Rollup::ALL.map(Source::Rollup)).collect();
+        Self {
+            performance: sources.iter().map(|s| on(performance, *s)).collect(),
+            top: sources.iter().map(|s| on(top, *s)).collect(),
+        }
     }
 
     fn index(source: Source) -> usize {
         match source {
             Source::Cells => 0,
-            Source::Rollup(Rollup::Hourly) => 1,
-            Source::Rollup(Rollup::Daily) => 2,
+            Source::Rollup(rollup) => {
+                1 + Rollup::ALL.iter().position(|r| *r == rollup).expect("every roll-up is in Rollup::ALL")
+            }
         }
     }
 
