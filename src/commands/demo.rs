@@ -1,7 +1,7 @@
 //! `nearline demo`: the embedded suite and the simulated day's driver in one process
 //! (see [`crate::demo`] for how simulated time fits the system).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,8 +17,9 @@ use crate::demo::{self, Archive, Client, DAY_MS, Driver, HOUR_MS, Live, Printer,
 #[derive(Debug, clap::Args)]
 pub(crate) struct DemoArgs {
     /// Seed of the simulated world (titles, members, true play probabilities) and of
-    /// its traffic.
-    #[arg(long, default_value_t = 42)]
+    /// its traffic. In the default world the launch is the best title in about a third
+    /// of the context buckets (seed 42's launch is best in 3 of 60).
+    #[arg(long, default_value_t = 7)]
     pub(crate) seed: u64,
 
     /// Simulated time per real time; 360 plays the day in four minutes. It is a most:
@@ -61,26 +62,26 @@ fn demo_config(config: &Config, dir: &Path) -> Config {
 fn episode(args: &DemoArgs, config: &Config, dir: &Path, printer: &Printer) -> anyhow::Result<State> {
     let now = chrono_now_ms();
     let oldest = now - config.ingest.max_event_age.as_millis() as i64 + HOUR_MS;
-    if !args.fresh {
-        if let Some(state) = State::load(dir)? {
-            let next = state.start_ms + state.minute * 60_000;
-            if state.reconciled.is_some() || next >= oldest {
-                if state.seed != args.seed
-                    || state.traffic != args.traffic
-                    || state.members != args.members as usize
-                {
-                    printer.say(&format!(
-                        "continuing the saved episode (seed {}, {} members, traffic {}); --fresh starts a new one",
-                        state.seed, state.members, state.traffic
-                    ));
-                }
-                return Ok(state);
+    if !args.fresh
+        && let Some(state) = State::load(dir)?
+    {
+        let next = state.start_ms + state.minute * 60_000;
+        if state.reconciled.is_some() || next >= oldest {
+            if state.seed != args.seed
+                || state.traffic != args.traffic
+                || state.members != args.members as usize
+            {
+                printer.say(&format!(
+                    "continuing the saved episode (seed {}, {} members, traffic {}); --fresh starts a new one",
+                    state.seed, state.members, state.traffic
+                ));
             }
-            printer.say(&format!(
-                "the saved episode of {} is older than ingest accepts (ingest.max_event_age); starting a new one",
-                demo::clock(state.start_ms)
-            ));
+            return Ok(state);
         }
+        printer.say(&format!(
+            "the saved episode of {} is older than ingest accepts (ingest.max_event_age); starting a new one",
+            demo::clock(state.start_ms)
+        ));
     }
     if dir.exists() {
         std::fs::remove_dir_all(dir)
@@ -244,7 +245,7 @@ async fn end_of_episode(
     suite: &Suite,
     state: &State,
     client: &Client,
-    archive: &PathBuf,
+    archive: &Path,
     printer: &Printer,
     stop: &CancellationToken,
 ) -> anyhow::Result<Option<String>> {
@@ -275,7 +276,8 @@ async fn end_of_episode(
         archive.join("events.ndjson").display()
     ));
     let differences =
-        demo::differences(config, suite.database.clone(), archive.clone(), state.start_ms, until).await?;
+        demo::differences(config, suite.database.clone(), archive.to_path_buf(), state.start_ms, until)
+            .await?;
     let verdict = if differences.is_empty() {
         format!(
             "0 differences: every cell from {} to {} equals the batch recount, {}'s plays held back four hours included",

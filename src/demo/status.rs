@@ -111,7 +111,7 @@ pub(crate) async fn run(
             () = stop.cancelled() => return,
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
-        if tick % 2 == 0 {
+        if tick.is_multiple_of(2) {
             polled = poll(&client, start_ms).await;
         }
         tick += 1;

@@ -183,7 +183,8 @@ async function loadLaunch() {
     draw(
       "launch-chart",
       {
-        scales: { x: { time: false }, y: { range: [0, 1] } },
+        // From 0 to a little above the largest rate: take rates are a few percent.
+        scales: { x: { time: false }, y: { range: (u, min, max) => [0, Math.max(0.05, (max || 0) * 1.15)] } },
         series: [
           { label: "hour since launch" },
           { label: "this title", stroke: COLORS[0], width: 2, value: (u, v) => fmtRate(v) },
