@@ -1,7 +1,7 @@
 //! The driver: runs the simulated day minute by minute through the public APIs.
 //!
-//! Each simulated minute: the catalog step when titles launch (ingest's catalog, then
-//! billboard's artworks and pool); billboard decisions for homepage visits and artwork
+//! Each simulated minute: the catalog step when titles launch (ingest's catalog with
+//! the artworks, then billboard's pool); billboard decisions for homepage visits and artwork
 //! decisions for rows, concurrently; each decision's impression logged with its
 //! `explore` block copied as it is; for each impression a play drawn from the world's
 //! true probability, with a realistic delay (seconds to most of an hour), sent once the
@@ -286,8 +286,8 @@ fn text(answer: &Value, field: &str) -> anyhow::Result<String> {
     answer[field].as_str().map(str::to_owned).with_context(|| format!("an answer without {field}: {answer}"))
 }
 
-/// The catalog step, in one place: each title into ingest's catalog (with its launch
-/// time), its artworks into billboard, then the billboard pool.
+/// The catalog step, in one place: each title into ingest's catalog with its launch
+/// time and artworks, then the billboard pool.
 pub(crate) async fn publish_catalog(
     client: &Client,
     titles: &[Title],
@@ -300,12 +300,9 @@ pub(crate) async fn publish_catalog(
             "kind": title.kind,
             "genres": title.genres,
             "launch_at": start_ms + title.launch_ms,
+            "artworks": title.artworks,
         });
         client.put(format!("{}/v1/videos/{}", client.ingest, title.video_id), &video).await?;
-        let artworks = json!({"artworks": title.artworks});
-        client
-            .put(format!("{}/v1/billboard/artworks/{}", client.billboard, title.video_id), &artworks)
-            .await?;
     }
     client.put(format!("{}/v1/billboard/pool", client.billboard), &json!({"video_ids": pool})).await?;
     Ok(())

@@ -42,10 +42,11 @@ async fn main() {
     let Database::Sqlite(pool) = &database else { unreachable!() };
     for id in 1..=TITLES {
         sqlx::query(
-            "INSERT INTO videos (video_id, title, kind, genres) VALUES ($1, $2, 'movie', '[\"drama\"]')",
+            "INSERT INTO videos (video_id, title, kind, genres, artworks) VALUES ($1, $2, 'movie', '[\"drama\"]', $3)",
         )
         .bind(id)
         .bind(format!("t{id}"))
+        .bind(serde_json::json!([format!("a{id}.0"), format!("a{id}.1")]).to_string())
         .execute(pool)
         .await
         .expect("insert");
@@ -73,11 +74,6 @@ async fn main() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    for id in 1..=TITLES {
-        let body = serde_json::json!({"artworks": [format!("a{id}.0"), format!("a{id}.1")]});
-        let r = client.put(format!("{http}/v1/billboard/artworks/{id}")).json(&body).send().await.unwrap();
-        assert_eq!(r.status(), 200);
     }
     let ids: Vec<i64> = (1..=TITLES).collect();
     let r = client

@@ -1,6 +1,6 @@
-//! The titles billboard may show: the `videos` catalog (owned by ingest) with each
-//! title's artworks and the billboard pool (owned by billboard), read into an immutable
-//! snapshot that is reloaded every `billboard.catalog_refresh`.
+//! The titles billboard may show: the `videos` catalog with each title's artworks
+//! (owned by ingest, `PUT /v1/videos/{id}`) and the billboard pool (owned by billboard),
+//! read into an immutable snapshot that is reloaded every `billboard.catalog_refresh`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,8 +10,6 @@ use nearline_storage::Database;
 use crate::error::{ApiError, FieldError};
 use crate::policy::{Arm, TitleFacts};
 
-/// Most artworks of one title.
-pub const MAX_ARTWORKS: usize = 64;
 /// Most candidates of one request, and titles of the pool.
 pub const MAX_CANDIDATES: usize = 256;
 
@@ -20,7 +18,7 @@ pub const MAX_CANDIDATES: usize = 256;
 pub struct Title {
     /// Kind and genres, for cold-start priors.
     pub facts: TitleFacts,
-    /// Its artworks, sorted by id (the sticky draw needs a stable order).
+    /// Its artworks, in the catalog's order (the sticky draw needs a stable order).
     pub artworks: Vec<Arc<str>>,
 }
 
@@ -55,7 +53,9 @@ impl Catalog {
                 None => problems.push(FieldError::new(at, format!("title {id} is not in the catalog"))),
                 Some(t) if t.artworks.is_empty() => problems.push(FieldError::new(
                     at,
-                    format!("title {id} has no artworks (PUT /v1/billboard/artworks/{id})"),
+                    format!(
+                        "title {id} has no artworks (give it \"artworks\" with PUT /v1/videos/{id} on ingest)"
+                    ),
                 )),
                 Some(t) => {
                     arms.extend(t.artworks.iter().map(|a| Arm { video_id: *id, artwork_id: a.clone() }))
@@ -67,96 +67,28 @@ impl Catalog {
 
     /// Reads the whole catalog.
     pub async fn load(database: &Database) -> Result<Self, sqlx::Error> {
-        let videos: Vec<(i64, String, String)> = crate::store::fetch_all!(
+        let videos: Vec<(i64, String, String, String)> = crate::store::fetch_all!(
             database,
-            (i64, String, String),
-            "SELECT video_id, kind, genres FROM videos"
-        )?;
-        let artworks: Vec<(i64, String)> = crate::store::fetch_all!(
-            database,
-            (i64, String),
-            "SELECT video_id, artwork_id FROM billboard_artworks ORDER BY video_id, artwork_id"
+            (i64, String, String, String),
+            "SELECT video_id, kind, genres, artworks FROM videos"
         )?;
         let pool: Vec<(i64,)> = crate::store::fetch_all!(
             database,
             (i64,),
             "SELECT video_id FROM billboard_pool ORDER BY position"
         )?;
-        let mut titles: HashMap<i64, Title> = videos
+        let titles: HashMap<i64, Title> = videos
             .into_iter()
-            .map(|(id, kind, genres)| {
+            .map(|(id, kind, genres, artworks)| {
+                // Ingest writes both columns as JSON arrays; anything else reads as none.
                 let genres = serde_json::from_str(&genres).unwrap_or_default();
-                (id, Title { facts: TitleFacts { kind: Some(kind), genres }, artworks: Vec::new() })
+                let artworks: Vec<String> = serde_json::from_str(&artworks).unwrap_or_default();
+                let artworks = artworks.into_iter().map(Arc::from).collect();
+                (id, Title { facts: TitleFacts { kind: Some(kind), genres }, artworks })
             })
             .collect();
-        for (id, artwork) in artworks {
-            // Artworks of a title that left the catalog are not shown.
-            if let Some(t) = titles.get_mut(&id) {
-                t.artworks.push(Arc::from(artwork));
-            }
-        }
         Ok(Self { titles, pool: pool.into_iter().map(|(id,)| id).collect() })
     }
-}
-
-/// Checks an artwork id: `[A-Za-z0-9._-]{1,64}`.
-pub fn check_artwork_id(id: &str) -> Result<(), String> {
-    let ok = (1..=64).contains(&id.len())
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok { Ok(()) } else { Err(format!("must match [A-Za-z0-9._-]{{1,64}}, got {id:?}")) }
-}
-
-/// Replaces the artworks of `video_id` (1–64 unique valid ids).
-pub async fn put_artworks(database: &Database, video_id: i64, artworks: &[String]) -> Result<(), ApiError> {
-    let mut problems = Vec::new();
-    if video_id <= 0 {
-        problems.push(FieldError::new("video_id", format!("must be a positive integer, got {video_id}")));
-    }
-    if artworks.is_empty() || artworks.len() > MAX_ARTWORKS {
-        problems.push(FieldError::new(
-            "artworks",
-            format!("must hold 1..={MAX_ARTWORKS} ids, got {}", artworks.len()),
-        ));
-    }
-    let mut seen = std::collections::HashSet::new();
-    for (i, a) in artworks.iter().enumerate() {
-        if let Err(reason) = check_artwork_id(a) {
-            problems.push(FieldError::new(format!("artworks[{i}]"), reason));
-        } else if !seen.insert(a) {
-            problems.push(FieldError::new(format!("artworks[{i}]"), format!("{a:?} is listed twice")));
-        }
-    }
-    if !problems.is_empty() {
-        return Err(ApiError::Invalid(problems));
-    }
-    let known: Option<(i64,)> = crate::store::fetch_optional!(
-        database,
-        (i64,),
-        "SELECT video_id FROM videos WHERE video_id = $1",
-        video_id
-    )
-    .map_err(ApiError::Database)?;
-    if known.is_none() {
-        return Err(ApiError::field(
-            "video_id",
-            format!("title {video_id} is not in the catalog (PUT /v1/videos/{video_id} on ingest)"),
-        ));
-    }
-    crate::store::in_transaction!(database, tx, {
-        sqlx::query("DELETE FROM billboard_artworks WHERE video_id = $1")
-            .bind(video_id)
-            .execute(&mut *tx)
-            .await?;
-        for a in artworks {
-            sqlx::query("INSERT INTO billboard_artworks (video_id, artwork_id) VALUES ($1, $2)")
-                .bind(video_id)
-                .bind(a)
-                .execute(&mut *tx)
-                .await?;
-        }
-        Ok::<(), sqlx::Error>(())
-    })
-    .map_err(ApiError::Database)
 }
 
 /// Replaces the pool; every title must be in `catalog` with artworks.

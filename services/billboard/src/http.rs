@@ -1,11 +1,11 @@
-//! The HTTP API: decisions, the pool, artworks, the model view and `/openapi.json`.
+//! The HTTP API: decisions, the pool, the model view and `/openapi.json`.
 
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::Json;
-use axum::routing::{get, post, put};
+use axum::routing::{get, post};
 use nearline_runtime::auth::Authenticator;
 use serde_json::{Value, json};
 
@@ -21,7 +21,6 @@ pub fn router(billboard: Billboard, auth: Authenticator) -> Router {
         .route("/v1/billboard", post(choose_billboard))
         .route("/v1/artwork", post(choose_artwork))
         .route("/v1/billboard/pool", get(get_pool).put(put_pool))
-        .route("/v1/billboard/artworks/{video_id}", put(put_artworks))
         .route("/v1/billboard/model", get(model))
         .with_state(billboard)
         .layer(axum::middleware::from_fn_with_state(auth, Authenticator::layer));
@@ -42,6 +41,14 @@ pub fn explore_json(e: &nearline_proto::events::v1::Explore) -> Value {
         "propensity": e.propensity,
         "explored": e.explored,
         "candidates": e.candidates,
+        "candidate_artworks": e.candidate_artworks.iter()
+            .map(|c| json!({"video_id": c.video_id, "artwork_ids": c.artwork_ids}))
+            .collect::<Vec<_>>(),
+        "context": e.context.as_ref().map(|c| json!({
+            "country": c.country,
+            "device": c.device,
+            "hour_of_day": c.hour_of_day,
+        })),
     })
 }
 
@@ -97,29 +104,6 @@ async fn put_pool(
     let pool = body(request)?;
     billboard.put_pool(&pool.video_ids).await?;
     Ok(Json(json!({"video_ids": billboard.catalog().pool})))
-}
-
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ArtworksBody {
-    artworks: Vec<String>,
-}
-
-async fn put_artworks(
-    State(billboard): State<Billboard>,
-    Path(video_id): Path<String>,
-    request: Result<Json<ArtworksBody>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let video_id = video_id
-        .parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| ApiError::field("video_id", format!("{video_id:?} is not a positive integer")))?;
-    let artworks = body(request)?.artworks;
-    billboard.put_artworks(video_id, &artworks).await?;
-    let mut stored: Vec<String> = artworks;
-    stored.sort();
-    Ok(Json(json!({"video_id": video_id, "artworks": stored})))
 }
 
 #[derive(Debug, serde::Deserialize)]

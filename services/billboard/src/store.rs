@@ -59,7 +59,7 @@ macro_rules! in_transaction {
     };
 }
 
-pub(crate) use {fetch_all, fetch_optional, in_transaction};
+pub(crate) use {fetch_all, in_transaction};
 
 /// How long applied keys are kept, behind the newest applied outcome's event time:
 /// far longer than attribution's allowed lateness, after which nothing is re-emitted.

@@ -42,35 +42,30 @@ async fn database(backend: Backend) -> Database {
     database
 }
 
-/// Titles 1..=5 in the catalog (as ingest writes them); title 5 gets no artworks.
+/// Titles 1..=5 in the catalog, written by ingest's catalog code: title `id` has `id`
+/// artworks `art-{id}.0`.., title 5 none.
 async fn seed_videos(database: &Database) {
+    let catalog = nearline_ingest::catalog::Catalog::new(database.clone());
     for id in 1..=5i64 {
-        let (kind, genres) =
-            if id % 2 == 0 { ("movie", r#"["drama"]"#) } else { ("series", r#"["comedy"]"#) };
-        let sql = "INSERT INTO videos (video_id, title, kind, genres) VALUES ($1, $2, $3, $4)";
-        match database {
-            Database::Postgres(p) => sqlx::query(sql)
-                .bind(id)
-                .bind(format!("t{id}"))
-                .bind(kind)
-                .bind(genres)
-                .execute(p)
-                .await
-                .map(drop),
-            Database::Sqlite(p) => sqlx::query(sql)
-                .bind(id)
-                .bind(format!("t{id}"))
-                .bind(kind)
-                .bind(genres)
-                .execute(p)
-                .await
-                .map(drop),
-        }
-        .expect("insert video");
+        catalog.upsert(&video(id, if id == 5 { 0 } else { id })).await.expect("upsert video");
+    }
+}
+
+fn video(id: i64, artworks: i64) -> nearline_ingest::catalog::Video {
+    use nearline_ingest::catalog::{Kind, Video};
+    let (kind, genre) = if id % 2 == 0 { (Kind::Movie, "drama") } else { (Kind::Series, "comedy") };
+    Video {
+        video_id: id,
+        title: format!("t{id}"),
+        kind,
+        genres: vec![genre.into()],
+        launch_at_ms: None,
+        artworks: (0..artworks).map(|a| format!("art-{id}.{a}")).collect(),
     }
 }
 
 struct Server {
+    database: Database,
     http: String,
     grpc: String,
     log: Arc<MemoryLog>,
@@ -102,7 +97,7 @@ impl Server {
         let dyn_log: Arc<dyn EventLog> = log.clone();
         tokio::spawn(nearline_billboard::run(
             Arc::new(config),
-            database,
+            database.clone(),
             dyn_log,
             listeners,
             shutdown.clone(),
@@ -114,7 +109,7 @@ impl Server {
             async move { client.get(&ready).send().await.ok().filter(|r| r.status() == 200).map(drop) }
         })
         .await;
-        Server { http, grpc, log, topic, shutdown, client }
+        Server { database, http, grpc, log, topic, shutdown, client }
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -139,14 +134,7 @@ impl Server {
 async fn setup(backend: Backend) -> Server {
     let database = database(backend).await;
     seed_videos(&database).await;
-    let server = Server::start(database).await;
-    for id in 1..=4 {
-        let artworks: Vec<String> = (0..id).map(|a| format!("art-{id}.{a}")).collect();
-        let (status, body) =
-            server.put(&format!("/v1/billboard/artworks/{id}"), json!({"artworks": artworks})).await;
-        assert_eq!(status, 200, "{body}");
-    }
-    server
+    Server::start(database).await
 }
 
 fn context() -> Value {
@@ -184,6 +172,18 @@ async fn decisions_and_errors(backend: Backend) {
     assert_eq!(d["explore"]["propensity"], d["propensity"]);
     assert_eq!(d["explore"]["policy"], d["policy"]);
     assert_eq!(d["explore"]["candidates"], json!([1, 2, 3, 4]));
+    // What offline evaluation needs: every candidate's artworks in the policy's order,
+    // and the context it decided in.
+    let candidate_artworks = d["explore"]["candidate_artworks"].as_array().unwrap();
+    assert_eq!(candidate_artworks.len(), 4, "{d}");
+    for (c, video) in candidate_artworks.iter().zip(1..) {
+        assert_eq!(c["video_id"], video);
+        let ids: Vec<&str> =
+            c["artwork_ids"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+        assert!(!ids.is_empty() && ids.iter().all(|a| a.starts_with(&format!("art-{video}."))), "{d}");
+        assert!(ids.is_sorted(), "the catalog's order: {ids:?}");
+    }
+    assert_eq!(d["explore"]["context"], context());
 
     // The impression the client logs with it is accepted by ingest as it is.
     let impression = json!({"events": [{
@@ -235,6 +235,9 @@ async fn decisions_and_errors(backend: Backend) {
     assert_eq!(choices.len(), 2);
     assert_eq!(choices[0]["video_id"], 4);
     assert_eq!(choices[0]["explore"]["candidates"], json!([4]));
+    assert_eq!(choices[0]["explore"]["candidate_artworks"].as_array().unwrap().len(), 1);
+    assert_eq!(choices[0]["explore"]["candidate_artworks"][0]["video_id"], 4);
+    assert_eq!(choices[1]["explore"]["context"], context());
     // Sticky: the same member sees the same artwork again.
     let (_, again) = server
         .post("/v1/artwork", json!({"member_id": "m2", "context": context(), "video_ids": [4, 2]}))
@@ -257,6 +260,12 @@ async fn decisions_and_errors(backend: Backend) {
         .into_inner();
     assert!([2, 3].contains(&d.video_id));
     assert_eq!(d.explore.as_ref().unwrap().propensity, d.propensity);
+    let seen = d.explore.as_ref().unwrap();
+    assert_eq!(seen.candidate_artworks.iter().map(|c| c.video_id).collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(
+        seen.context,
+        Some(events::ExploreContext { country: "BR".into(), device: "mobile".into(), hour_of_day: 9 })
+    );
     let status = grpc
         .choose_billboard(pb::ChooseBillboardRequest {
             member_id: "m3".into(),
@@ -290,6 +299,50 @@ async fn decisions_and_errors_sqlite() {
     decisions_and_errors(Backend::Sqlite).await;
 }
 
+/// Artworks come from the catalog alone, and a change there reaches decisions within
+/// `billboard.catalog_refresh` (200 ms here).
+async fn catalog_changes_reach_decisions(backend: Backend) {
+    let server = setup(backend).await;
+    let catalog = nearline_ingest::catalog::Catalog::new(server.database.clone());
+    let request = json!({"member_id": "m1", "context": context(), "candidates": [5]});
+    let (status, body) = server.post("/v1/billboard", request.clone()).await;
+    assert_eq!((status, invalid_fields(&body)), (400, vec!["candidates[0]".to_string()]), "{body}");
+    assert!(body.to_string().contains("PUT /v1/videos/5"), "the error says where artworks are set: {body}");
+
+    catalog.upsert(&video(5, 2)).await.unwrap();
+    let (server, request) = (&server, &request);
+    let d = wait_for("title 5's artworks seen", Duration::from_secs(10), || async move {
+        let (status, d) = server.post("/v1/billboard", request.clone()).await;
+        (status == 200).then_some(d)
+    })
+    .await;
+    assert_eq!(d["explore"]["candidate_artworks"][0]["artwork_ids"], json!(["art-5.0", "art-5.1"]));
+
+    // A replaced list replaces what billboard chooses among.
+    let mut one = video(5, 0);
+    one.artworks = vec!["art-5.9".into()];
+    catalog.upsert(&one).await.unwrap();
+    wait_for("the new artwork list seen", Duration::from_secs(10), || async move {
+        let (_, d) = server.post("/v1/billboard", request.clone()).await;
+        (d["artwork_id"] == "art-5.9" && d["propensity"] == 1.0).then_some(())
+    })
+    .await;
+
+    // Billboard no longer takes artworks itself: one source of truth.
+    let (status, _) = server.put("/v1/billboard/artworks/5", json!({"artworks": ["x"]})).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn catalog_changes_reach_decisions_postgres() {
+    catalog_changes_reach_decisions(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn catalog_changes_reach_decisions_sqlite() {
+    catalog_changes_reach_decisions(Backend::Sqlite).await;
+}
+
 /// An outcome record as attribution publishes it.
 fn outcome(request_id: &str, video_id: i64, artwork: &str, played: bool, time_ms: i64) -> events::Outcome {
     events::Outcome {
@@ -306,6 +359,19 @@ fn outcome(request_id: &str, video_id: i64, artwork: &str, played: bool, time_ms
             propensity: 0.5,
             explored: false,
             candidates: vec![1, 2],
+            candidate_artworks: vec![
+                events::CandidateArtworks { video_id: 1, artwork_ids: vec!["art-1.0".into()] },
+                events::CandidateArtworks {
+                    video_id: 2,
+                    artwork_ids: vec!["art-2.0".into(), "art-2.1".into()],
+                },
+            ],
+            // The client's local evening, whatever the UTC hour of the impression.
+            context: Some(events::ExploreContext {
+                country: "US".into(),
+                device: "tv".into(),
+                hour_of_day: 20,
+            }),
         }),
         played,
         impression_time_ms: time_ms,
@@ -320,7 +386,7 @@ async fn learns_exactly_once(backend: Backend) {
     let t0 = chrono::Utc::now().timestamp_millis() - 3_600_000;
     let mut outcomes = Vec::new();
     for i in 0..300i64 {
-        let request_id = nearline_billboard::request_id::mint(i as u128 * 7919, 20);
+        let request_id = nearline_billboard::request_id::mint(i as u128 * 7919);
         let (video, artwork) =
             if i % 3 == 0 { (1, "art-1.0") } else { (2, if i % 2 == 0 { "art-2.0" } else { "art-2.1" }) };
         outcomes.push(outcome(&request_id, video, artwork, video == 2 && i % 4 != 0, t0 + i * 1000));
@@ -370,7 +436,7 @@ async fn learns_exactly_once(backend: Backend) {
         assert_eq!(shown["impressions"], counter.impressions);
         assert_eq!(shown["plays"], counter.plays);
     }
-    assert_eq!(view["buckets"][0]["daypart"], "evening", "the hour travelled in the request id");
+    assert_eq!(view["buckets"][0]["daypart"], "evening", "the hour travelled in explore.context");
     assert_ne!(view["model_version"], "0");
     assert!(arms.as_array().unwrap().iter().any(|a| a["pick_probability"].as_f64().is_some()));
 }

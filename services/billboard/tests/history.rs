@@ -22,7 +22,7 @@ const EPOCH: i64 = 30 * 60_000;
 
 fn outcome(i: i64, policy: &str, explored: bool, played: bool, time_ms: i64) -> events::Outcome {
     events::Outcome {
-        request_id: nearline_billboard::request_id::mint(i as u128 * 104_729, 20),
+        request_id: nearline_billboard::request_id::mint(i as u128 * 104_729),
         video_id: 1 + i % 2,
         member_id: format!("m{i}"),
         canvas: "billboard".into(),
@@ -35,6 +35,7 @@ fn outcome(i: i64, policy: &str, explored: bool, played: bool, time_ms: i64) -> 
             propensity: 0.5,
             explored,
             candidates: vec![1, 2],
+            ..events::Explore::default()
         }),
         played,
         impression_time_ms: time_ms,

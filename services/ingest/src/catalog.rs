@@ -20,6 +20,8 @@ pub const LATEST_LAUNCH_MS: i64 = 7_258_118_399_999;
 pub const MAX_TITLE_CHARS: usize = 512;
 /// Most genres of one title.
 pub const MAX_GENRES: usize = 32;
+/// Most artworks of one title.
+pub const MAX_ARTWORKS: usize = validate::MAX_ARTWORKS;
 
 /// Movie or series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -62,6 +64,9 @@ pub struct Video {
     pub genres: Vec<String>,
     /// Launch time, ms since the Unix epoch, when known.
     pub launch_at_ms: Option<i64>,
+    /// Artwork ids, in the order given (billboard chooses among them); empty when the
+    /// title has none.
+    pub artworks: Vec<String>,
 }
 
 impl Video {
@@ -78,6 +83,7 @@ impl Video {
             "genres": self.genres,
             "launch_at": launch_at,
             "launch_at_ms": self.launch_at_ms,
+            "artworks": self.artworks,
         })
     }
 
@@ -173,11 +179,36 @@ impl Video {
             }
             sane
         });
+        let mut artworks = Vec::new();
+        match take(&mut map, "artworks") {
+            None => {}
+            Some(Value::Array(values)) => {
+                if values.is_empty() || values.len() > MAX_ARTWORKS {
+                    fail(
+                        "artworks",
+                        format!("must hold 1..={MAX_ARTWORKS} artwork ids, got {}", values.len()),
+                    );
+                }
+                for (i, value) in values.into_iter().enumerate() {
+                    match value {
+                        Value::String(id) => match validate::artwork_id(&id) {
+                            Ok(()) if artworks.contains(&id) => {
+                                fail(&format!("artworks[{i}]"), format!("{id:?} is listed twice"))
+                            }
+                            Ok(()) => artworks.push(id),
+                            Err(reason) => fail(&format!("artworks[{i}]"), reason),
+                        },
+                        _ => fail(&format!("artworks[{i}]"), "must be a string".into()),
+                    }
+                }
+            }
+            Some(_) => fail("artworks", "must be an array of artwork ids".into()),
+        }
         for key in map.keys() {
             fail(key, "is not a field of a video".into());
         }
         if problems.is_empty() {
-            Ok(Video { video_id, title, kind, genres, launch_at_ms })
+            Ok(Video { video_id, title, kind, genres, launch_at_ms, artworks })
         } else {
             Err(problems)
         }
@@ -205,7 +236,7 @@ pub struct Catalog {
     database: Database,
 }
 
-type Row = (i64, String, String, String, Option<i64>);
+type Row = (i64, String, String, String, Option<i64>, String);
 
 impl Catalog {
     /// The catalog in `database`.
@@ -216,33 +247,37 @@ impl Catalog {
     /// Inserts or replaces a video.
     pub async fn upsert(&self, video: &Video) -> Result<(), ApiError> {
         let genres = serde_json::to_string(&video.genres).expect("a list of strings serializes");
+        let artworks = serde_json::to_string(&video.artworks).expect("a list of strings serializes");
         match &self.database {
             Database::Postgres(pool) => sqlx::query(
-                "INSERT INTO videos (video_id, title, kind, genres, launch_at_ms, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, now())
+                "INSERT INTO videos (video_id, title, kind, genres, launch_at_ms, artworks, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, now())
                  ON CONFLICT (video_id) DO UPDATE SET title = EXCLUDED.title, kind = EXCLUDED.kind,
-                   genres = EXCLUDED.genres, launch_at_ms = EXCLUDED.launch_at_ms, updated_at = now()",
+                   genres = EXCLUDED.genres, launch_at_ms = EXCLUDED.launch_at_ms,
+                   artworks = EXCLUDED.artworks, updated_at = now()",
             )
             .bind(video.video_id)
             .bind(&video.title)
             .bind(video.kind.as_str())
             .bind(&genres)
             .bind(video.launch_at_ms)
+            .bind(&artworks)
             .execute(pool)
             .await
             .map(drop),
             Database::Sqlite(pool) => sqlx::query(
-                "INSERT INTO videos (video_id, title, kind, genres, launch_at_ms, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+                "INSERT INTO videos (video_id, title, kind, genres, launch_at_ms, artworks, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
                  ON CONFLICT (video_id) DO UPDATE SET title = excluded.title, kind = excluded.kind,
                    genres = excluded.genres, launch_at_ms = excluded.launch_at_ms,
-                   updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+                   artworks = excluded.artworks, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
             )
             .bind(video.video_id)
             .bind(&video.title)
             .bind(video.kind.as_str())
             .bind(&genres)
             .bind(video.launch_at_ms)
+            .bind(&artworks)
             .execute(pool)
             .await
             .map(drop),
@@ -255,7 +290,7 @@ impl Catalog {
         let row: Option<Row> = match &self.database {
             Database::Postgres(pool) => {
                 sqlx::query_as(
-                    "SELECT video_id, title, kind, genres, launch_at_ms FROM videos WHERE video_id = $1",
+                    "SELECT video_id, title, kind, genres, launch_at_ms, artworks FROM videos WHERE video_id = $1",
                 )
                 .bind(video_id)
                 .fetch_optional(pool)
@@ -263,7 +298,7 @@ impl Catalog {
             }
             Database::Sqlite(pool) => {
                 sqlx::query_as(
-                    "SELECT video_id, title, kind, genres, launch_at_ms FROM videos WHERE video_id = ?1",
+                    "SELECT video_id, title, kind, genres, launch_at_ms, artworks FROM videos WHERE video_id = ?1",
                 )
                 .bind(video_id)
                 .fetch_optional(pool)
@@ -271,7 +306,7 @@ impl Catalog {
             }
         }
         .map_err(ApiError::Database)?;
-        Ok(row.map(|(video_id, title, kind, genres, launch_at_ms)| Video {
+        Ok(row.map(|(video_id, title, kind, genres, launch_at_ms, artworks)| Video {
             video_id,
             title,
             // The table's CHECK constraint admits only these two.
@@ -279,6 +314,7 @@ impl Catalog {
             // Rows are written by `upsert`; anything else in the column reads as no genres.
             genres: serde_json::from_str(&genres).unwrap_or_default(),
             launch_at_ms,
+            artworks: serde_json::from_str(&artworks).unwrap_or_default(),
         }))
     }
 }
@@ -311,6 +347,27 @@ mod tests {
             let error = launch_error(bad.clone()).unwrap_or_else(|| panic!("{bad} accepted"));
             assert!(error.contains("launch_at") && error.contains("1900-01-01"), "{error}");
         }
+    }
+
+    #[test]
+    fn artworks_are_1_to_64_unique_ids_and_each_problem_is_named() {
+        let with = |artworks: serde_json::Value| {
+            Video::from_json(1, json!({"title": "T", "kind": "movie", "artworks": artworks}))
+        };
+        let fields = |artworks: serde_json::Value| -> Vec<String> {
+            with(artworks).err().unwrap_or_default().into_iter().map(|e| e.field).collect()
+        };
+        assert_eq!(with(json!(["st-hero", "st.duo_2"])).unwrap().artworks, ["st-hero", "st.duo_2"]);
+        let no_artworks = Video::from_json(1, json!({"title": "T", "kind": "movie"})).unwrap();
+        assert!(no_artworks.artworks.is_empty(), "optional");
+        assert_eq!(fields(json!((0..64).map(|i| format!("a{i}")).collect::<Vec<_>>())), Vec::<String>::new());
+        assert_eq!(fields(json!([])), ["artworks"]);
+        assert_eq!(fields(json!((0..65).map(|i| format!("a{i}")).collect::<Vec<_>>())), ["artworks"]);
+        assert_eq!(fields(json!("a")), ["artworks"]);
+        assert_eq!(
+            fields(json!(["ok", "no spaces", "ok", 3, "x".repeat(65), ""])),
+            ["artworks[1]", "artworks[2]", "artworks[3]", "artworks[4]", "artworks[5]"]
+        );
     }
 
     #[test]

@@ -72,3 +72,62 @@ async fn sqlite_migrations_apply_twice() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Artworks that billboard stored in its own table before the catalog carried them are
+/// folded into `videos.artworks` (sorted, as billboard read them), and the table goes.
+async fn billboard_artworks_fold_into_the_catalog(database: Database, dir: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations").join(dir);
+    let all = sqlx::migrate::Migrator::new(path).await.expect("read migrations");
+    let before: Vec<_> = all.migrations.iter().filter(|m| m.version < 20261201000020).cloned().collect();
+    let before = sqlx::migrate::Migrator::with_migrations(before);
+    let setup = "INSERT INTO videos (video_id, title, kind) VALUES (1, 'a', 'movie'), (2, 'b', 'movie');
+        INSERT INTO billboard_artworks (video_id, artwork_id) VALUES (1, 'st-hero'), (1, 'st-duo');";
+    match &database {
+        Database::Postgres(pool) => {
+            before.run(pool).await.expect("earlier migrations");
+            sqlx::raw_sql(setup).execute(pool).await.expect("seed");
+        }
+        Database::Sqlite(pool) => {
+            before.run(pool).await.expect("earlier migrations");
+            sqlx::raw_sql(setup).execute(pool).await.expect("seed");
+        }
+    }
+    database.migrate().await.expect("the rest");
+    let query = "SELECT video_id, artworks FROM videos ORDER BY video_id";
+    let (rows, table): (Vec<(i64, String)>, bool) = match &database {
+        Database::Postgres(pool) => (
+            sqlx::query_as(query).fetch_all(pool).await.unwrap(),
+            sqlx::query_scalar("SELECT to_regclass('billboard_artworks') IS NOT NULL")
+                .fetch_one(pool)
+                .await
+                .unwrap(),
+        ),
+        Database::Sqlite(pool) => (
+            sqlx::query_as(query).fetch_all(pool).await.unwrap(),
+            sqlx::query_scalar(
+                "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'billboard_artworks'",
+            )
+            .fetch_one(pool)
+            .await
+            .unwrap(),
+        ),
+    };
+    let parsed: Vec<(i64, Vec<String>)> =
+        rows.into_iter().map(|(id, a)| (id, serde_json::from_str(&a).expect("a JSON array"))).collect();
+    assert_eq!(parsed, [(1, vec!["st-duo".to_string(), "st-hero".to_string()]), (2, vec![])]);
+    assert!(!table, "billboard_artworks is dropped");
+}
+
+#[tokio::test]
+async fn billboard_artworks_fold_into_the_catalog_on_postgres() {
+    let test_db = TestDatabase::create().await;
+    let config = DatabaseConfig { url: DatabaseUrl::new(test_db.url.clone()), ..DatabaseConfig::default() };
+    let pool = connect_postgres(&config, false).await.expect("connect");
+    billboard_artworks_fold_into_the_catalog(Database::Postgres(pool), "postgres").await;
+}
+
+#[tokio::test]
+async fn billboard_artworks_fold_into_the_catalog_on_sqlite() {
+    let pool = connect_sqlite(":memory:").await.expect("open");
+    billboard_artworks_fold_into_the_catalog(Database::Sqlite(pool), "sqlite").await;
+}
