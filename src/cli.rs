@@ -80,6 +80,15 @@ pub(crate) enum Command {
     /// do (0 when all agree), so it can gate a job. Nothing is written.
     Reconcile(BatchArgs),
 
+    /// Show the whole story live: the embedded suite driven by a simulated day.
+    ///
+    /// Runs `serve all --embedded` in its own directory (<embedded.data_dir>/demo) and
+    /// drives it through the public APIs with billboard's seeded world, in simulated
+    /// time: a title launches, the bandits find it, a region's plays arrive four hours
+    /// late and the counts still equal a batch recount. Prints the dashboard URL, then
+    /// a status line. Ctrl-C stops; running it again continues unless --fresh.
+    Demo(crate::commands::DemoArgs),
+
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]

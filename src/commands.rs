@@ -1,10 +1,12 @@
 //! The subcommands.
 
 mod batch;
+mod demo;
 mod migrate;
 mod serve;
 
 pub(crate) use batch::{backfill, reconcile};
+pub(crate) use demo::{DemoArgs, demo};
 pub(crate) use migrate::migrate;
 pub(crate) use serve::serve;
 

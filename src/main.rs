@@ -3,6 +3,7 @@
 mod backends;
 mod cli;
 mod commands;
+mod demo;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -30,6 +31,11 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_INVALID_CONFIG);
         }
     };
+    // The demo's terminal is for its status line: only warnings and errors of the
+    // services, unless the operator chose a filter.
+    if matches!(cli.command, Command::Demo(_)) && config.telemetry.log_filter == "info" {
+        config.telemetry.log_filter = "warn,sqlx=error,tower_http=off".into();
+    }
     if let Some(format) = cli.log_format {
         config.telemetry.log_format = format.into();
     }
@@ -56,6 +62,7 @@ fn run_async(command: Command, config: Arc<nearline_runtime::Config>) -> anyhow:
             Command::Migrate(args) => commands::migrate(args, &config).await,
             Command::Backfill(args) => commands::backfill(args, &config).await,
             Command::Reconcile(args) => commands::reconcile(args, &config).await,
+            Command::Demo(args) => commands::demo(args, config).await,
             Command::Config { .. } => unreachable!("handled without a runtime"),
         }
     })

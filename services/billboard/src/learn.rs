@@ -273,7 +273,10 @@ async fn consume(
 }
 fn read(record: &Record, batch: &mut Batch, skipped: &mut u64) {
     match observation(&record.payload) {
-        Some(o) => batch.observations.push(o),
+        Some(o) => {
+            batch.observations.push(o);
+            batch.tags.push(crate::history::tag(&record.payload));
+        }
         None => *skipped += 1,
     }
     batch.offsets.insert(record.partition, record.offset + 1);

@@ -8,12 +8,14 @@
 //! - [`service`]: the decisions over the catalog and model snapshots, shared by
 //!   `http` and `grpc`; [`error`] is their one error type;
 //! - [`catalog`]: titles, artworks and the pool; [`store`]: the learned state;
-//! - [`learn`]: learning from `nearline.outcomes.v1` exactly once;
+//! - [`learn`]: learning from `nearline.outcomes.v1` exactly once; [`history`]: what it
+//!   learned per policy over time;
 //! - [`request_id`]: the request ids billboard mints.
 
 pub mod catalog;
 pub mod error;
 pub mod grpc;
+pub mod history;
 pub mod http;
 pub mod learn;
 pub mod lease;
@@ -92,7 +94,10 @@ pub async fn run(
     let learner = tokio::spawn(learn::run(billboard.clone(), log, learn_config, background.clone()));
     let refresh = tokio::spawn(refresh_catalog(billboard.clone(), b.catalog_refresh, background.clone()));
     readiness.set_ready();
-    let served = server::serve(billboard.apis(), listeners, &b.server(), readiness, shutdown).await;
+    let mut apis = billboard.apis();
+    apis.http =
+        apis.http.merge(history::router(billboard.clone(), config.attribution.consumer_group.clone()));
+    let served = server::serve(apis, listeners, &b.server(), readiness, shutdown).await;
     background.cancel();
     let _ = learner.await;
     let _ = refresh.await;

@@ -163,6 +163,8 @@ pub struct Batch {
     pub observations: Vec<Observation>,
     /// Next offset to read per partition, after the batch.
     pub offsets: BTreeMap<i32, i64>,
+    /// The history tag of each observation, by index.
+    pub tags: Vec<Option<crate::history::Tag>>,
 }
 
 /// What a saved batch changed.
@@ -210,7 +212,8 @@ pub async fn save(
         }
         let mut changed: BTreeMap<(Arm, Cell), Counter> = BTreeMap::new();
         let mut saved = Saved { info, ..Saved::default() };
-        for o in &batch.observations {
+        let mut tally = crate::history::Tally::default();
+        for (i, o) in batch.observations.iter().enumerate() {
             let inserted = sqlx::query(
                 "INSERT INTO billboard_outcomes_seen (request_id, video_id, impression_time_ms) VALUES ($1, $2, $3) \
                  ON CONFLICT DO NOTHING",
@@ -226,6 +229,7 @@ pub async fn save(
                 continue;
             }
             saved.applied += 1;
+            tally.add(batch.tags.get(i).and_then(Option::as_ref), o);
             let key = (o.arm.clone(), o.cell.clone());
             let counter = changed
                 .entry(key)
@@ -273,6 +277,7 @@ pub async fn save(
                 .execute(&mut *tx)
                 .await?;
         }
+        crate::history::save_tally!(tx, tally);
         for (partition, offset) in &batch.offsets {
             sqlx::query(
                 "INSERT INTO partition_progress \

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Browser test of the insights dashboard: installs what it needs (Debian's chromium,
 # playwright-core from npm; never a downloaded browser), builds the dashboard_fixture
-# example, and runs dashboard.test.mjs. The screenshot lands in test-artifacts/dashboard.png.
+# example and the nearline binary, and runs dashboard.test.mjs (the fixture, and a live
+# `serve all --embedded`) and demo.test.mjs (a short `nearline demo`). Screenshots land in
+# test-artifacts/ (dashboard.png, dashboard-billboard.png, dashboard-insights.png).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -32,4 +34,4 @@ echo "==> building the dashboard fixture and the nearline binary"
 echo "==> browser test"
 FIXTURE_BIN="$repo/target/debug/examples/dashboard_fixture" NEARLINE_BIN="$repo/target/debug/nearline" \
     ARTIFACTS="$repo/test-artifacts" \
-    node --test dashboard.test.mjs
+    node --test --test-concurrency=1 dashboard.test.mjs demo.test.mjs

@@ -8,7 +8,9 @@
 //! - [`repository`]: the fixed SQL over Postgres or SQLite;
 //! - [`service`]: the queries, shared by [`http`] and [`grpc`];
 //! - [`cache`]: a small result cache keyed by query and `complete_until`;
-//! - [`error`]: the one error type, answered over both.
+//! - [`error`]: the one error type, answered over both;
+//! - `dashboard` and `billboard_proxy`: the dashboard pages, and billboard's read
+//!   endpoints relayed for its billboard page.
 
 pub mod cache;
 pub mod days;
@@ -22,6 +24,7 @@ pub mod repository;
 pub mod results;
 pub mod service;
 
+mod billboard_proxy;
 mod dashboard;
 
 use std::sync::Arc;
@@ -62,7 +65,8 @@ pub fn apis(config: &Config, database: Database) -> ServiceApis {
         name: "insights",
         grpc: tonic::service::Routes::new(grpc::service(insights.clone(), &auth)),
         grpc_service_names: vec!["nearline.insights.v1.InsightsService"],
-        http: http::router(insights, auth),
+        http: http::router(insights, auth)
+            .merge(billboard_proxy::router(&config.insights.billboard_url, config.insights.request_timeout)),
     }
 }
 

@@ -1,64 +1,10 @@
-// The insights dashboard: plain JS over the /v1 API, charts by the vendored uPlot.
-//
-// Auth: open the page as /dashboard#token=<token> when the service requires bearer
-// tokens; the token stays in the fragment (never sent to the server as part of a URL)
-// and goes out only in the Authorization header of API calls. With auth off, no token
-// is needed; when the API answers 401 the page asks for the token instead. Page
+// The insights dashboard: plain JS over the /v1 API, charts by the vendored uPlot;
+// common.js has the API client, the token handling and the chart helper. Page
 // parameters (all optional): ?video_id=&from=&to=&granularity=&slice=
 //
 // The default range ends at the end of the current epoch, so what was posted a moment
 // ago is on the page, and the page refreshes itself every few seconds while visible.
 "use strict";
-
-const $ = (id) => document.getElementById(id);
-const page = new URLSearchParams(location.search);
-let token = new URLSearchParams(location.hash.slice(1)).get("token");
-const HOUR = 3600 * 1000;
-const EPOCH = 30 * 60 * 1000;
-const AUTO_REFRESH = 5000;
-const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#4d7c0f", "#be185d"];
-
-const state = { videoId: null, charts: {} };
-
-async function api(path) {
-  const headers = token ? { Authorization: `Bearer ${token}` } : {};
-  const response = await fetch(path, { headers });
-  const body = await response.json().catch(() => ({}));
-  if (response.status === 401) {
-    askForToken();
-    throw new Error("this insights service requires a bearer token: enter it above");
-  }
-  if (!response.ok) {
-    throw new Error(body.message || `${response.status} ${response.statusText}`);
-  }
-  return body;
-}
-
-// Shows the token form; a token entered there goes into the URL fragment (so a reload
-// keeps it) and the data is fetched again.
-function askForToken() {
-  const form = $("token-form");
-  if (!form.hidden) return;
-  form.hidden = false;
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    token = $("token").value.trim();
-    history.replaceState(null, "", `${location.pathname}${location.search}#token=${encodeURIComponent(token)}`);
-    form.hidden = true;
-    showError(null);
-    refresh();
-  }, { once: true });
-}
-
-function showError(error) {
-  const box = $("error");
-  box.hidden = !error;
-  box.textContent = error ? String(error.message || error) : "";
-}
-
-const fmtInt = (n) => (n == null ? "–" : Number(n).toLocaleString("en-US"));
-const fmtRate = (r) => (r == null ? "–" : `${(r * 100).toFixed(2)}%`);
-const toIso = (ms) => new Date(ms).toISOString().replace(".000Z", "Z");
 
 function defaultRange() {
   // Seven days up to the end of the current epoch (default 30 min epochs), so events
@@ -138,7 +84,7 @@ async function loadPerformance() {
     const body = await api(path);
     showError(null);
     $("title-name").textContent = `${body.title} (${body.video_id})`;
-    $("freshness").textContent = `complete until: ${body.complete_until || "no progress yet"}`;
+    showFreshness(body.complete_until);
     $("total-impressions").textContent = fmtInt(body.totals.impressions);
     $("total-plays").textContent = fmtInt(body.totals.plays);
     $("total-take-rate").textContent = fmtRate(body.totals.take_rate);
@@ -237,7 +183,8 @@ async function loadLaunch() {
     draw(
       "launch-chart",
       {
-        scales: { x: { time: false }, y: { range: [0, 1] } },
+        // From 0 to a little above the largest rate: take rates are a few percent.
+        scales: { x: { time: false }, y: { range: (u, min, max) => [0, Math.max(0.05, (max || 0) * 1.15)] } },
         series: [
           { label: "hour since launch" },
           { label: "this title", stroke: COLORS[0], width: 2, value: (u, v) => fmtRate(v) },
@@ -264,6 +211,7 @@ async function loadTop() {
   const metric = $("top-metric").value;
   try {
     const body = await api(`/v1/titles/top?${filtersQuery()}&metric=${metric}&limit=10&min_impressions=${metric === "take_rate" ? 10 : 0}`);
+    showFreshness(body.complete_until);
     $("top").tBodies[0].replaceChildren(
       ...body.titles.map((t) => {
         const row = document.createElement("tr");
@@ -290,6 +238,8 @@ function refresh() {
 }
 
 function init() {
+  state.onToken = refresh;
+  keepTokenInLinks();
   const defaults = defaultRange();
   $("from").value = page.get("from") || defaults.from;
   $("to").value = page.get("to") || defaults.to;

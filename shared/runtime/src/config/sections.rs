@@ -363,6 +363,10 @@ service_section!(
         /// Whether queries read the hourly and daily roll-ups where they fit (exact;
         /// much faster for long ranges). `false` answers from the cells alone.
         read_rollups: bool = true,
+        /// Billboard's HTTP address, whose read endpoints (model, history) the dashboard's
+        /// billboard page reaches through insights (same origin). `serve all` in one
+        /// process points it at its own billboard.
+        billboard_url: String = "http://127.0.0.1:8084".into(),
     }
 );
 
