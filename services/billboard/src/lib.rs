@@ -9,6 +9,7 @@
 //!   `http` and `grpc`; [`error`] is their one error type;
 //! - [`catalog`]: titles, artworks and the pool; [`store`]: the learned state;
 //! - [`learn`]: learning from `nearline.outcomes.v1` exactly once;
+//! - [`priors`]: cold-start priors from insights' launch early reads;
 //! - [`request_id`]: the request ids billboard mints.
 
 pub mod catalog;
@@ -18,6 +19,7 @@ pub mod http;
 pub mod learn;
 mod metrics;
 pub mod policy;
+pub mod priors;
 pub mod request_id;
 pub mod service;
 pub mod sim;
@@ -87,11 +89,22 @@ pub async fn run(
     let background = shutdown.child_token();
     let learner = tokio::spawn(learn::run(billboard.clone(), log, learn_config, background.clone()));
     let refresh = tokio::spawn(refresh_catalog(billboard.clone(), b.catalog_refresh, background.clone()));
+    let priors = (!b.insights_url.trim().is_empty()).then(|| {
+        let priors_config = priors::PriorsConfig {
+            url: b.insights_url.clone(),
+            token: config.auth.tokens.first().map(|t| t.expose().to_string()),
+            every: b.catalog_refresh,
+        };
+        tokio::spawn(priors::run(billboard.clone(), priors_config, background.clone()))
+    });
     readiness.set_ready();
     let served = server::serve(billboard.apis(), listeners, &b.server(), readiness, shutdown).await;
     background.cancel();
     let _ = learner.await;
     let _ = refresh.await;
+    if let Some(priors) = priors {
+        let _ = priors.await;
+    }
     served?;
     Ok(())
 }
