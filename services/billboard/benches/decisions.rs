@@ -36,7 +36,11 @@ fn setup() -> (Vec<Arm>, Params, Learner, Arc<HashMap<i64, TitleFacts>>) {
             .map(|t| {
                 (
                     80_000_000 + t,
-                    TitleFacts { kind: Some("movie".into()), genres: vec![format!("g{}", t % 4)] },
+                    TitleFacts {
+                        kind: Some("movie".into()),
+                        genres: vec![format!("g{}", t % 4)],
+                        early_read: None,
+                    },
                 )
             })
             .collect(),

@@ -84,7 +84,7 @@ impl Catalog {
                 let genres = serde_json::from_str(&genres).unwrap_or_default();
                 let artworks: Vec<String> = serde_json::from_str(&artworks).unwrap_or_default();
                 let artworks = artworks.into_iter().map(Arc::from).collect();
-                (id, Title { facts: TitleFacts { kind: Some(kind), genres }, artworks })
+                (id, Title { facts: TitleFacts { kind: Some(kind), genres, early_read: None }, artworks })
             })
             .collect();
         Ok(Self { titles, pool: pool.into_iter().map(|(id,)| id).collect() })

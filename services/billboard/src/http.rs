@@ -160,5 +160,11 @@ fn model_json(view: &ModelView) -> Value {
         "last_outcome_event_time": time(view.info.last_event_ms),
         "pick_probability_policy": view.pick_policy.as_str(),
         "buckets": buckets,
+        "titles": view.titles.iter().map(|t| json!({
+            "video_id": t.video_id,
+            "outcomes": t.outcomes,
+            "prior_mean": t.prior_mean,
+            "early_read": t.early_read.map(|r| json!({"impressions": r.impressions, "plays": r.plays})),
+        })).collect::<Vec<_>>(),
     })
 }

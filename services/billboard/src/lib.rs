@@ -10,6 +10,7 @@
 //! - [`catalog`]: titles, artworks and the pool; [`store`]: the learned state;
 //! - [`learn`]: learning from `nearline.outcomes.v1` exactly once; [`history`]: what it
 //!   learned per policy over time;
+//! - [`priors`]: cold-start priors from insights' launch early reads;
 //! - [`request_id`]: the request ids billboard mints.
 
 pub mod catalog;
@@ -21,6 +22,7 @@ pub mod learn;
 pub mod lease;
 mod metrics;
 pub mod policy;
+pub mod priors;
 pub mod request_id;
 pub mod service;
 pub mod sim;
@@ -93,6 +95,14 @@ pub async fn run(
     let background = shutdown.child_token();
     let learner = tokio::spawn(learn::run(billboard.clone(), log, learn_config, background.clone()));
     let refresh = tokio::spawn(refresh_catalog(billboard.clone(), b.catalog_refresh, background.clone()));
+    let priors = (!b.insights_url.trim().is_empty()).then(|| {
+        let priors_config = priors::PriorsConfig {
+            url: b.insights_url.clone(),
+            token: config.auth.tokens.first().map(|t| t.expose().to_string()),
+            every: b.catalog_refresh,
+        };
+        tokio::spawn(priors::run(billboard.clone(), priors_config, background.clone()))
+    });
     readiness.set_ready();
     let mut apis = billboard.apis();
     apis.http =
@@ -101,6 +111,9 @@ pub async fn run(
     background.cancel();
     let _ = learner.await;
     let _ = refresh.await;
+    if let Some(priors) = priors {
+        let _ = priors.await;
+    }
     served?;
     Ok(())
 }

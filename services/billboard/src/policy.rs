@@ -31,7 +31,7 @@ pub use context::{Bucket, BucketFields, Cell, Context, Daypart};
 pub use decide::{Decision, pick, pick_pair, sticky_unit};
 pub use model::{Model, Params};
 pub use split::Split;
-pub use stats::{Arm, Counter, Discount, Learner, Observation, Statistics, TitleFacts};
+pub use stats::{Arm, Counter, Discount, EarlyRead, Learner, Observation, Statistics, TitleFacts};
 
 /// The policies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -16,8 +16,8 @@ use crate::catalog::{self, Catalog, MAX_CANDIDATES};
 use crate::error::{ApiError, FieldError};
 use crate::policy::rng::{mix64, unit};
 use crate::policy::{
-    Arm, BucketFields, Context, Daypart, Discount, Model, Params, PolicyKind, Split, Statistics, pick,
-    pick_pair, sticky_unit,
+    Arm, BucketFields, Context, Daypart, Discount, EarlyRead, Model, Params, PolicyKind, Split, Statistics,
+    pick, pick_pair, sticky_unit,
 };
 use crate::store::{self, ModelInfo};
 use crate::{metrics, request_id};
@@ -158,6 +158,8 @@ struct Inner {
     catalog: RwLock<Arc<Catalog>>,
     model: RwLock<Arc<Model>>,
     learned: Mutex<Learned>,
+    /// Early reads from insights, by title (see [`crate::priors`]).
+    early_reads: Mutex<HashMap<i64, EarlyRead>>,
 }
 
 /// What the learner owns; behind one lock so the model is rebuilt from a consistent
@@ -196,6 +198,7 @@ impl Billboard {
                 catalog: RwLock::new(Arc::new(catalog)),
                 model: RwLock::new(Arc::new(model)),
                 learned: Mutex::new(Learned { stats: state.stats, info: state.info }),
+                early_reads: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -227,10 +230,38 @@ impl Billboard {
         self.inner.learned.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The catalog's facts with the early reads from insights.
+    fn facts(&self) -> HashMap<i64, crate::policy::TitleFacts> {
+        let mut facts = self.catalog().facts();
+        let reads = self.inner.early_reads.lock().unwrap_or_else(|e| e.into_inner());
+        for (id, read) in reads.iter() {
+            if let Some(f) = facts.get_mut(id) {
+                f.early_read = Some(*read);
+            }
+        }
+        facts
+    }
+
+    /// Records a title's early read; whether it changed.
+    pub(crate) fn set_early_read(&self, video_id: i64, read: Option<EarlyRead>) -> bool {
+        let mut reads = self.inner.early_reads.lock().unwrap_or_else(|e| e.into_inner());
+        let previous = match read {
+            Some(read) => reads.insert(video_id, read),
+            None => reads.remove(&video_id),
+        };
+        previous != read
+    }
+
+    /// Rebuilds the model after early reads changed.
+    pub(crate) fn rebuild_after_priors(&self) {
+        let learned = self.learned();
+        self.rebuild_model(&learned, &std::collections::HashSet::new());
+    }
+
     /// Rebuilds the model after `touched` arms changed (or the catalog did).
     pub(crate) fn rebuild_model(&self, learned: &Learned, touched: &std::collections::HashSet<Arm>) {
         let previous = self.model();
-        let facts = Arc::new(self.catalog().facts());
+        let facts = Arc::new(self.facts());
         let model = Model::rebuild(
             Some(&previous),
             self.inner.settings.params,
@@ -412,7 +443,19 @@ impl Billboard {
             })
             .collect();
         buckets.sort_by(|a, b| (&a.country, &a.device, a.daypart).cmp(&(&b.country, &b.device, b.daypart)));
-        ModelView { info: learned.info, pick_policy: main_policy, buckets }
+        let reads = self.inner.early_reads.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut titles: Vec<TitleView> = catalog
+            .titles
+            .keys()
+            .map(|&video_id| TitleView {
+                video_id,
+                outcomes: model.title_impressions(video_id),
+                prior_mean: model.title_prior(video_id),
+                early_read: reads.get(&video_id).copied(),
+            })
+            .collect();
+        titles.sort_by_key(|t| t.video_id);
+        ModelView { info: learned.info, pick_policy: main_policy, buckets, titles }
     }
 }
 
@@ -429,6 +472,21 @@ pub struct ModelView {
     pub pick_policy: PolicyKind,
     /// Per context cell.
     pub buckets: Vec<BucketView>,
+    /// Per catalog title: outcomes and prior.
+    pub titles: Vec<TitleView>,
+}
+
+/// One title of the model view.
+#[derive(Debug, Clone)]
+pub struct TitleView {
+    /// Title.
+    pub video_id: i64,
+    /// Outcomes applied, undiscounted.
+    pub outcomes: u64,
+    /// The prior its arms start from (own rate shrunk to its early read, genre or global).
+    pub prior_mean: f64,
+    /// Its early read from insights, when one was fetched.
+    pub early_read: Option<EarlyRead>,
 }
 
 /// One context cell of the model view.

@@ -1,6 +1,7 @@
 //! A snapshot of everything the policies decide from: per arm, its bucket posteriors,
-//! its pooled take rate, its linear model and its prior, built from the statistics and
-//! the catalog whenever they change, then shared read-only by every decision.
+//! its pooled take rate and its prior; per title, its linear model; built from the
+//! statistics and the catalog whenever they change, then shared read-only by every
+//! decision.
 //!
 //! Priors form a ladder, so that no arm ever starts from nothing: an arm's pooled mean
 //! is shrunk toward its title's, a title's toward the mean of the titles sharing its
@@ -11,7 +12,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use super::context::{Bucket, BucketFields, Cell};
-use super::linear::LinearArm;
+use super::linear::{LinearTitle, Ridge};
 use super::rng::{Rng, mix64, stable_hash};
 use super::stats::{Arm, Counter, Discount, Statistics, TitleFacts};
 use super::{PolicyKind, Probabilities};
@@ -27,8 +28,11 @@ pub struct Params {
     pub prior_strength: f64,
     /// Take rate assumed before any outcome was seen.
     pub default_prior_mean: f64,
-    /// Ridge strength of the linear model.
+    /// Ridge strength of the linear model's intercept and context features.
     pub ridge: f64,
+    /// Ridge strength of the linear model's per-artwork features: how strongly an
+    /// artwork is held to its title's prediction.
+    pub artwork_ridge: f64,
     /// Width of the linear model's confidence bonus, in standard deviations.
     pub linucb_alpha: f64,
     /// UCB1's exploration constant.
@@ -43,6 +47,10 @@ pub struct Params {
     pub new_title_floor: f64,
     /// Monte Carlo draws estimating Thompson sampling's win probabilities.
     pub thompson_draws: usize,
+    /// Most pseudo-impressions a title's early read from insights counts for in its
+    /// prior, however many impressions it had: an early read is another canvas and
+    /// another time, so it must not outweigh what billboard sees of the title itself.
+    pub early_read_weight: f64,
 }
 
 impl Default for Params {
@@ -53,6 +61,7 @@ impl Default for Params {
             prior_strength: 20.0,
             default_prior_mean: 0.05,
             ridge: 1.0,
+            artwork_ridge: 1.0,
             linucb_alpha: 0.2,
             ucb_c: 0.2,
             epsilon: 0.05,
@@ -60,6 +69,7 @@ impl Default for Params {
             new_title_impressions: 100,
             new_title_floor: 0.01,
             thompson_draws: 400,
+            early_read_weight: 200.0,
         }
     }
 }
@@ -71,9 +81,8 @@ struct ArmModel {
     buckets: HashMap<Bucket, (f64, f64)>,
     /// Shrunk pooled take rate over every cell: the bucket posteriors' prior mean.
     pooled_mean: f64,
-    /// The title's prior the linear model starts from.
+    /// The title's prior the arm was fitted with.
     prior_mean: f64,
-    linear: LinearArm,
 }
 
 impl ArmModel {
@@ -96,12 +105,7 @@ impl ArmModel {
             r_all += r;
         }
         let k = params.prior_strength;
-        Self {
-            buckets,
-            pooled_mean: (r_all + k * prior_mean) / (w_all + k),
-            prior_mean,
-            linear: LinearArm::fit(decayed.iter().copied(), prior_mean, params.ridge),
-        }
+        Self { buckets, pooled_mean: (r_all + k * prior_mean) / (w_all + k), prior_mean }
     }
 
     fn cold(prior_mean: f64, params: &Params) -> Self {
@@ -110,8 +114,14 @@ impl ArmModel {
 
     /// Beta posterior `(α, β)` of the arm in `bucket`.
     fn beta(&self, bucket: &Bucket, k: f64) -> (f64, f64) {
+        self.beta_around(bucket, k, self.pooled_mean)
+    }
+
+    /// Beta posterior `(α, β)` of the arm in `bucket`, its prior `k` pseudo-impressions
+    /// at mean `m`.
+    fn beta_around(&self, bucket: &Bucket, k: f64, m: f64) -> (f64, f64) {
         let (w, r) = self.buckets.get(bucket).copied().unwrap_or_default();
-        let m = self.pooled_mean.clamp(1e-6, 1.0 - 1e-6);
+        let m = m.clamp(1e-6, 1.0 - 1e-6);
         (k * m + r, k * (1.0 - m) + (w - r).max(0.0))
     }
 }
@@ -131,13 +141,22 @@ pub struct Model {
     version: u64,
     arms: HashMap<Arm, ArmModel>,
     titles: HashMap<i64, TitleModel>,
+    /// The linear model of each title with outcomes.
+    linear: HashMap<i64, LinearTitle>,
     facts: Arc<HashMap<i64, TitleFacts>>,
     /// Shrunk take rate per (kind, genre).
     groups: HashMap<(String, String), f64>,
     global_mean: f64,
-    /// Thompson win probabilities per (bucket, candidates), valid for this version.
-    thompson: Mutex<HashMap<u64, Arc<Vec<f64>>>>,
+    /// Thompson win probabilities and posterior means per (cell, candidates), valid for
+    /// this version.
+    thompson: Mutex<HashMap<u64, ThompsonEntry>>,
 }
+
+/// Thompson's win probabilities and posterior means for one (cell, candidates).
+type ThompsonEntry = Arc<(Vec<f64>, Vec<f64>)>;
+
+/// An arm with its per-cell counters.
+type ArmCells<'a> = (&'a Arm, &'a BTreeMap<Cell, Counter>);
 
 /// Thompson cache entries kept per model version before it is cleared.
 const THOMPSON_CACHE_ENTRIES: usize = 4096;
@@ -195,6 +214,7 @@ impl Model {
             version,
             arms: HashMap::new(),
             titles,
+            linear: HashMap::new(),
             facts,
             groups,
             global_mean,
@@ -214,7 +234,50 @@ impl Model {
             arms.insert(arm.clone(), fitted);
         }
         model.arms = arms;
+        model.linear = Self::fit_linear(previous, &model, stats, touched);
         model
+    }
+
+    /// Each title's linear model over all of its arms' cells, discounted to the title's
+    /// latest outcome; reused from `previous` for titles none of whose arms changed.
+    fn fit_linear(
+        previous: Option<&Model>,
+        model: &Model,
+        stats: &Statistics,
+        touched: &HashSet<Arm>,
+    ) -> HashMap<i64, LinearTitle> {
+        let params = &model.params;
+        let ridge = Ridge { context: params.ridge, artwork: params.artwork_ridge };
+        let touched_titles: HashSet<i64> = touched.iter().map(|a| a.video_id).collect();
+        let mut by_title: HashMap<i64, Vec<ArmCells<'_>>> = HashMap::new();
+        for (arm, cells) in stats.arms() {
+            by_title.entry(arm.video_id).or_default().push((arm, cells));
+        }
+        by_title
+            .into_iter()
+            .map(|(video_id, arms)| {
+                let prior = model.title_prior(video_id);
+                let reuse = previous
+                    .filter(|_| !touched_titles.contains(&video_id))
+                    .and_then(|p| p.linear.get(&video_id))
+                    .filter(|m| (m.prior_mean() - prior).abs() <= 1e-12 * prior.abs().max(1e-12));
+                if let Some(m) = reuse {
+                    return (video_id, m.clone());
+                }
+                let latest =
+                    arms.iter().flat_map(|(_, cells)| cells.values()).map(|c| c.at_ms).max().unwrap_or(0);
+                let observations: Vec<(&Arc<str>, &Cell, f64, f64)> = arms
+                    .iter()
+                    .flat_map(|(arm, cells)| {
+                        cells.iter().map(move |(cell, c)| {
+                            let (w, r) = c.at(latest, params.discount);
+                            (&arm.artwork_id, cell, w, r)
+                        })
+                    })
+                    .collect();
+                (video_id, LinearTitle::fit(observations.iter().copied(), prior, ridge))
+            })
+            .collect()
     }
 
     /// The model's version.
@@ -227,13 +290,31 @@ impl Model {
         &self.params
     }
 
-    /// A title's prior mean: its own shrunk take rate, else its genre's, else global.
-    fn title_prior(&self, video_id: i64) -> f64 {
+    /// A title's prior mean: its own shrunk take rate, shrunk toward its early read
+    /// from insights when there is one (counting at most `early_read_weight`
+    /// impressions), else toward its genre's mean, else the global one.
+    pub fn title_prior(&self, video_id: i64) -> f64 {
+        let (center, strength) = self.title_base(video_id);
+        match self.titles.get(&video_id) {
+            Some(t) => (t.reward + strength * center) / (t.weight + strength),
+            None => center,
+        }
+    }
+
+    /// What a title's own statistics are shrunk toward, and with how many
+    /// pseudo-impressions.
+    fn title_base(&self, video_id: i64) -> (f64, f64) {
         let k = self.params.prior_strength;
         let group = self.group_prior(video_id);
-        match self.titles.get(&video_id) {
-            Some(t) => (t.reward + k * group) / (t.weight + k),
-            None => group,
+        match self.facts.get(&video_id).and_then(|f| f.early_read) {
+            Some(read) if read.impressions > 0 => {
+                let n = read.impressions as f64;
+                let weight = n.min(self.params.early_read_weight);
+                // The read's rate, scaled to `weight` impressions, shrunk to the group.
+                let plays = read.plays.min(read.impressions) as f64 * weight / n;
+                ((plays + k * group) / (weight + k), weight + k)
+            }
+            _ => (group, k),
         }
     }
 
@@ -270,10 +351,23 @@ impl Model {
 
     /// The linear model's predicted take rate and its standard deviation per candidate.
     pub fn linear_predictions(&self, cell: &Cell, candidates: &[Arm]) -> Vec<(f64, f64)> {
+        let ridge = Ridge { context: self.params.ridge, artwork: self.params.artwork_ridge };
+        let mut cold: Option<(i64, LinearTitle)> = None;
         candidates
             .iter()
             .map(|arm| {
-                let (mean, var) = self.arm(arm).linear.predict(cell);
+                let (mean, var) = match self.linear.get(&arm.video_id) {
+                    Some(m) => m.predict(&arm.artwork_id, cell),
+                    None => {
+                        // A title with no outcomes: its prior, with every feature's
+                        // prior variance (built once per title of the request).
+                        if cold.as_ref().is_none_or(|(id, _)| *id != arm.video_id) {
+                            let prior = self.title_prior(arm.video_id);
+                            cold = Some((arm.video_id, LinearTitle::cold(prior, ridge)));
+                        }
+                        cold.as_ref().map_or((0.0, 0.0), |(_, m)| m.predict(&arm.artwork_id, cell))
+                    }
+                };
                 (mean, var.sqrt())
             })
             .collect()
@@ -289,8 +383,8 @@ impl Model {
         let (q, best): (Vec<f64>, Vec<bool>) = match policy {
             PolicyKind::Uniform => (vec![1.0 / n as f64; n], vec![false; n]),
             PolicyKind::Thompson => {
-                let means = self.bucket_means(cell, candidates);
-                ((*self.thompson(cell, candidates)).clone(), argmax_set(&means))
+                let (wins, means) = &*self.thompson(cell, candidates);
+                (wins.clone(), argmax_set(means))
             }
             PolicyKind::EpsilonGreedy => {
                 let best = argmax_set(&self.bucket_means(cell, candidates));
@@ -338,14 +432,25 @@ impl Model {
     /// Thompson sampling's win probabilities, estimated by Monte Carlo with a seed fixed
     /// by the model version, the bucket and the candidates (so equal requests against one
     /// version get equal probabilities), cached for the version.
-    fn thompson(&self, cell: &Cell, candidates: &[Arm]) -> Arc<Vec<f64>> {
+    ///
+    /// Each bucket's Beta prior is centred on the linear model's prediction for the
+    /// cell, so a bucket with few outcomes starts from what the arm's title does in
+    /// contexts that share a field with it, not from its rate over every context. The
+    /// prior depends on the whole cell, so the cache is keyed by the cell.
+    fn thompson(&self, cell: &Cell, candidates: &[Arm]) -> ThompsonEntry {
         let bucket = self.params.bucket_fields.bucket(cell);
-        let key = thompson_key(&bucket, candidates);
+        let key = thompson_key(&BucketFields::ALL.bucket(cell), candidates);
         if let Some(hit) = self.thompson.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
             return hit.clone();
         }
         let k = self.params.prior_strength;
-        let posts: Vec<(f64, f64)> = candidates.iter().map(|a| self.arm(a).beta(&bucket, k)).collect();
+        let centres = self.linear_predictions(cell, candidates);
+        let posts: Vec<(f64, f64)> = candidates
+            .iter()
+            .zip(&centres)
+            .map(|(a, (centre, _))| self.arm(a).beta_around(&bucket, k, *centre))
+            .collect();
+        let means: Vec<f64> = posts.iter().map(|(a, b)| a / (a + b)).collect();
         let mut rng = Rng::new(mix64(key ^ self.version.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
         let draws = self.params.thompson_draws.max(1);
         let mut wins = vec![0u32; candidates.len()];
@@ -359,7 +464,7 @@ impl Model {
             }
             wins[best.1] += 1;
         }
-        let probs = Arc::new(wins.iter().map(|&w| f64::from(w) / draws as f64).collect::<Vec<_>>());
+        let probs = Arc::new((wins.iter().map(|&w| f64::from(w) / draws as f64).collect::<Vec<_>>(), means));
         let mut cache = self.thompson.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= THOMPSON_CACHE_ENTRIES {
             cache.clear();

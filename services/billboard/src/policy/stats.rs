@@ -98,6 +98,18 @@ pub struct TitleFacts {
     pub kind: Option<String>,
     /// Genre tokens.
     pub genres: Vec<String>,
+    /// The title's launch early read from insights, when there is one.
+    pub early_read: Option<EarlyRead>,
+}
+
+/// What a title did in its first hours after launch, on every canvas (insights'
+/// `GetLaunchRead`): the strongest prior a title without outcomes of its own can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EarlyRead {
+    /// Impressions counted since launch.
+    pub impressions: u64,
+    /// Plays attributed to them.
+    pub plays: u64,
 }
 
 /// One reward, as the learner needs it.

@@ -50,7 +50,14 @@ fn facts() -> Arc<HashMap<i64, TitleFacts>> {
         (1..=40)
             .map(|id| {
                 let kind = if id % 2 == 0 { "movie" } else { "series" };
-                (id, TitleFacts { kind: Some(kind.into()), genres: vec![format!("g{}", id % 3)] })
+                (
+                    id,
+                    TitleFacts {
+                        kind: Some(kind.into()),
+                        genres: vec![format!("g{}", id % 3)],
+                        early_read: None,
+                    },
+                )
             })
             .collect(),
     )

@@ -26,7 +26,7 @@ fn report(policy: PolicyKind, params: Params) -> Report {
 fn linear_policy_beats_uniform_and_approaches_the_oracle() {
     let report = report(PolicyKind::Linear, Params::default());
     assert!(report.total.served > 3.0 * report.uniform, "{report:?}");
-    // Measured 0.905 on this world (see the README for four worlds).
+    // Measured 0.919 on this world with the per-title model (0.905 per arm before).
     assert!(report.total.ratio() >= 0.85, "{report:?}");
 }
 

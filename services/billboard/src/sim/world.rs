@@ -119,6 +119,7 @@ impl World {
                 facts: TitleFacts {
                     kind: Some(if rng.below(2) == 0 { "movie" } else { "series" }.into()),
                     genres,
+                    early_read: None,
                 },
                 artworks: (0..artworks).map(|a| format!("art-{t}-{a}")).collect(),
                 effect: [effect0, n(&mut rng, config.title_sd)],
