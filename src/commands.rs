@@ -1,10 +1,12 @@
 //! The subcommands.
 
 mod batch;
+mod evaluate;
 mod migrate;
 mod serve;
 
 pub(crate) use batch::{backfill, reconcile};
+pub(crate) use evaluate::{EvaluateArgs, evaluate};
 pub(crate) use migrate::migrate;
 pub(crate) use serve::serve;
 
