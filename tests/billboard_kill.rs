@@ -72,15 +72,17 @@ fn stream() -> Vec<events::Outcome> {
     let mut i = 0u64;
     while outcomes.len() < OUTCOMES {
         let hour = (i % 24) as u32;
-        let request_id = nearline_billboard::request_id::mint(u128::from(i) * 0x9e37_79b9_7f4a_7c15, hour);
+        let request_id = nearline_billboard::request_id::mint(u128::from(i) * 0x9e37_79b9_7f4a_7c15);
+        let country = ["US", "BR", "FR"][(i % 3) as usize];
+        let device = ["tv", "mobile"][(i / 3 % 2) as usize];
         let video_id = 1 + (i % 7) as i64;
         let o = events::Outcome {
             request_id,
             video_id,
             member_id: format!("m{}", i % 97),
             canvas: "billboard".into(),
-            country: ["US", "BR", "FR"][(i % 3) as usize].into(),
-            device: ["tv", "mobile"][(i / 3 % 2) as usize].into(),
+            country: country.into(),
+            device: device.into(),
             artwork_id: format!("art-{}", i % 3),
             explore: Some(events::Explore {
                 policy: "linucb".into(),
@@ -88,6 +90,15 @@ fn stream() -> Vec<events::Outcome> {
                 propensity: 0.1,
                 explored: false,
                 candidates: vec![video_id],
+                candidate_artworks: vec![events::CandidateArtworks {
+                    video_id,
+                    artwork_ids: (0..3).map(|a| format!("art-{a}")).collect(),
+                }],
+                context: Some(events::ExploreContext {
+                    country: country.into(),
+                    device: device.into(),
+                    hour_of_day: hour,
+                }),
             }),
             played: (i * 7 + 3) % 10 < (video_id as u64 % 4) + 1,
             impression_time_ms: t0 + (i as i64) * 7_919,

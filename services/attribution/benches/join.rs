@@ -18,10 +18,14 @@
 //! Run: `cargo bench -p nearline-attribution --bench join`.
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use nearline_attribution::join::{Event, Explore, Impression, Input, JoinConfig, JoinState, Outputs, Play};
+use nearline_attribution::join::{
+    CandidateArtworks, Event, Explore, ExploreContext, Impression, Input, JoinConfig, JoinState, Outputs,
+    Play,
+};
 
 const IMPRESSIONS: u64 = 1_000_000;
 const SPAN_MS: i64 = 24 * 3_600_000;
@@ -93,6 +97,17 @@ fn workload() -> Vec<Input> {
                 propensity: 0.2,
                 explored: true,
                 candidates: vec![video_id, video_id + 1, video_id + 2],
+                candidate_artworks: (0..3)
+                    .map(|k| CandidateArtworks {
+                        video_id: video_id + k,
+                        artwork_ids: (0..4).map(|a| format!("art{a}")).collect(),
+                    })
+                    .collect(),
+                context: Some(Arc::new(ExploreContext {
+                    country: country.clone(),
+                    device: device.clone(),
+                    hour_of_day: 20,
+                })),
             }),
         };
         timed.push((t + delay(&mut rng), Event::Impression(imp)));

@@ -108,7 +108,10 @@ mod wheel;
 mod tests;
 
 pub use config::JoinConfig;
-pub use event::{Event, Explore, Impression, Input, Play, Source, SourceOffsets, Watermarks};
+pub use event::{
+    CandidateArtworks, Event, Explore, ExploreContext, Impression, Input, Play, Source, SourceOffsets,
+    Watermarks,
+};
 pub use output::{
     Cell, CellDims, CellMember, Late, LateReason, Outcome, Outputs, PlayDims, UnattributedKey,
     UnattributedMember,

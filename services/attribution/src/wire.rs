@@ -70,6 +70,15 @@ fn text_with_nul(event: &Event) -> Option<&'static str> {
                     ("explore.policy", e.policy.as_str()),
                     ("explore.model_version", &e.model_version),
                 ]);
+                if let Some(c) = &e.context {
+                    fields.extend([
+                        ("explore.context.country", c.country.as_str()),
+                        ("explore.context.device", &c.device),
+                    ]);
+                }
+                for c in e.candidate_artworks.iter() {
+                    fields.extend(c.artwork_ids.iter().map(|a| ("explore.candidate_artworks", a.as_str())));
+                }
             }
             fields
         }
@@ -132,6 +141,18 @@ fn impression(i: pb::Impression) -> join::Impression {
             propensity: e.propensity,
             explored: e.explored,
             candidates: e.candidates,
+            candidate_artworks: e
+                .candidate_artworks
+                .into_iter()
+                .map(|c| join::CandidateArtworks { video_id: c.video_id, artwork_ids: c.artwork_ids })
+                .collect(),
+            context: e.context.map(|c| {
+                std::sync::Arc::new(join::ExploreContext {
+                    country: c.country,
+                    device: c.device,
+                    hour_of_day: c.hour_of_day,
+                })
+            }),
         }),
     }
 }
@@ -156,6 +177,16 @@ fn explore_pb(e: &join::Explore) -> pb::Explore {
         propensity: e.propensity,
         explored: e.explored,
         candidates: e.candidates.clone(),
+        candidate_artworks: e
+            .candidate_artworks
+            .iter()
+            .map(|c| pb::CandidateArtworks { video_id: c.video_id, artwork_ids: c.artwork_ids.clone() })
+            .collect(),
+        context: e.context.as_ref().map(|c| pb::ExploreContext {
+            country: c.country.clone(),
+            device: c.device.clone(),
+            hour_of_day: c.hour_of_day,
+        }),
     }
 }
 

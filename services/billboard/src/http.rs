@@ -42,6 +42,14 @@ pub fn explore_json(e: &nearline_proto::events::v1::Explore) -> Value {
         "propensity": e.propensity,
         "explored": e.explored,
         "candidates": e.candidates,
+        "candidate_artworks": e.candidate_artworks.iter()
+            .map(|c| json!({"video_id": c.video_id, "artwork_ids": c.artwork_ids}))
+            .collect::<Vec<_>>(),
+        "context": e.context.as_ref().map(|c| json!({
+            "country": c.country,
+            "device": c.device,
+            "hour_of_day": c.hour_of_day,
+        })),
     })
 }
 

@@ -21,10 +21,10 @@ use nearline_proto::events::v1 as pb;
 use prost::Message as _;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics;
 use crate::policy::{Arm, Cell, Counter, Daypart, Observation};
 use crate::service::Billboard;
 use crate::store::{self, Batch};
-use crate::{metrics, request_id};
 
 /// Where and how the learner reads.
 #[derive(Debug, Clone)]
@@ -44,15 +44,21 @@ pub fn observation(payload: &[u8]) -> Option<Observation> {
     if o.video_id <= 0 || o.artwork_id.is_empty() || o.request_id.is_empty() {
         return None;
     }
-    // The decision's local hour travels in the request id billboard minted; for other
-    // request ids the impression's UTC hour stands in.
-    let hour = request_id::hour_of_day(&o.request_id)
-        .unwrap_or_else(|| (o.impression_time_ms.div_euclid(3_600_000)).rem_euclid(24) as u32);
+    // Learned in the context the policy decided in (`explore.context`, with the
+    // client's local hour); an outcome without one (an impression billboard did not
+    // decide) stands in the impression's country, device and UTC hour.
+    let utc_hour = || (o.impression_time_ms.div_euclid(3_600_000)).rem_euclid(24) as u32;
+    let (country, device, hour) = match o.explore.as_ref().and_then(|e| e.context.as_ref()) {
+        Some(c) if !c.country.is_empty() && !c.device.is_empty() && c.hour_of_day < 24 => {
+            (c.country.as_str(), c.device.as_str(), c.hour_of_day)
+        }
+        _ => (o.country.as_str(), o.device.as_str(), utc_hour()),
+    };
     Some(Observation {
         arm: Arm::new(o.video_id, &o.artwork_id),
         cell: Cell {
-            country: o.country.as_str().into(),
-            device: o.device.as_str().into(),
+            country: country.into(),
+            device: device.into(),
             daypart: Daypart::of_hour(hour).unwrap_or(Daypart::Night),
         },
         played: o.played,

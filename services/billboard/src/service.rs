@@ -293,7 +293,7 @@ impl Billboard {
         let policy = self.inner.settings.split.policy(&request.member_id);
         let probabilities = model.probabilities(policy, &context.cell(), &arms);
         let random = uuid::Uuid::new_v4().as_u128();
-        let request_id = request_id::mint(random, context.hour_of_day);
+        let request_id = request_id::mint(random);
         let now = chrono::Utc::now().timestamp_millis();
         let stickiness = self.inner.settings.stickiness_ms;
         let decision =
@@ -301,7 +301,8 @@ impl Billboard {
                 sticky_unit(&request.member_id, video, now, stickiness)
             });
         let arm = &arms[decision.index];
-        let choice = choice(arm, decision.propensity, decision.explored, policy, &model, ids.clone());
+        let seen = Seen { candidates: ids.clone(), artworks: candidate_artworks(&arms), context: &context };
+        let choice = choice(arm, decision.propensity, decision.explored, policy, &model, seen);
         metrics::decision("billboard", policy.as_str(), decision.explored);
         metrics::latency("billboard", start.elapsed());
         Ok(BillboardChoice { request_id, choice, candidates: ids })
@@ -321,7 +322,7 @@ impl Billboard {
         let model = self.model();
         let policy = self.inner.settings.split.policy(&request.member_id);
         let cell = context.cell();
-        let request_id = request_id::mint(uuid::Uuid::new_v4().as_u128(), context.hour_of_day);
+        let request_id = request_id::mint(uuid::Uuid::new_v4().as_u128());
         let now = chrono::Utc::now().timestamp_millis();
         let choices = ids
             .iter()
@@ -333,7 +334,9 @@ impl Billboard {
                     sticky_unit(&request.member_id, *id, now, self.inner.settings.stickiness_ms),
                 );
                 metrics::decision("artwork", policy.as_str(), d.explored);
-                choice(&arms[d.index], d.propensity, d.explored, policy, &model, vec![*id])
+                let seen =
+                    Seen { candidates: vec![*id], artworks: candidate_artworks(&arms), context: &context };
+                choice(&arms[d.index], d.propensity, d.explored, policy, &model, seen)
             })
             .collect();
         metrics::latency("artwork", start.elapsed());
@@ -445,13 +448,36 @@ pub struct ArmView {
     pub pick_probability: Option<f64>,
 }
 
+/// What the policy saw, for the `explore` block: enough to replay the decision offline.
+struct Seen<'a> {
+    candidates: Vec<i64>,
+    artworks: Vec<events::CandidateArtworks>,
+    context: &'a Context,
+}
+
+/// The artworks of each title of `arms` (adjacent per title), in the order the policy
+/// saw them.
+fn candidate_artworks(arms: &[Arm]) -> Vec<events::CandidateArtworks> {
+    let mut out: Vec<events::CandidateArtworks> = Vec::new();
+    for arm in arms {
+        match out.last_mut() {
+            Some(last) if last.video_id == arm.video_id => last.artwork_ids.push(arm.artwork_id.to_string()),
+            _ => out.push(events::CandidateArtworks {
+                video_id: arm.video_id,
+                artwork_ids: vec![arm.artwork_id.to_string()],
+            }),
+        }
+    }
+    out
+}
+
 fn choice(
     arm: &Arm,
     propensity: f64,
     explored: bool,
     policy: PolicyKind,
     model: &Model,
-    candidates: Vec<i64>,
+    seen: Seen<'_>,
 ) -> Choice {
     let model_version = model.version().to_string();
     Choice {
@@ -466,7 +492,13 @@ fn choice(
             model_version,
             propensity,
             explored,
-            candidates,
+            candidates: seen.candidates,
+            candidate_artworks: seen.artworks,
+            context: Some(events::ExploreContext {
+                country: seen.context.country.to_string(),
+                device: seen.context.device.to_string(),
+                hour_of_day: seen.context.hour_of_day,
+            }),
         },
     }
 }

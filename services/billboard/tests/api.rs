@@ -184,6 +184,18 @@ async fn decisions_and_errors(backend: Backend) {
     assert_eq!(d["explore"]["propensity"], d["propensity"]);
     assert_eq!(d["explore"]["policy"], d["policy"]);
     assert_eq!(d["explore"]["candidates"], json!([1, 2, 3, 4]));
+    // What offline evaluation needs: every candidate's artworks in the policy's order,
+    // and the context it decided in.
+    let candidate_artworks = d["explore"]["candidate_artworks"].as_array().unwrap();
+    assert_eq!(candidate_artworks.len(), 4, "{d}");
+    for (c, video) in candidate_artworks.iter().zip(1..) {
+        assert_eq!(c["video_id"], video);
+        let ids: Vec<&str> =
+            c["artwork_ids"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+        assert!(!ids.is_empty() && ids.iter().all(|a| a.starts_with(&format!("art-{video}."))), "{d}");
+        assert!(ids.is_sorted(), "the catalog's order: {ids:?}");
+    }
+    assert_eq!(d["explore"]["context"], context());
 
     // The impression the client logs with it is accepted by ingest as it is.
     let impression = json!({"events": [{
@@ -235,6 +247,9 @@ async fn decisions_and_errors(backend: Backend) {
     assert_eq!(choices.len(), 2);
     assert_eq!(choices[0]["video_id"], 4);
     assert_eq!(choices[0]["explore"]["candidates"], json!([4]));
+    assert_eq!(choices[0]["explore"]["candidate_artworks"].as_array().unwrap().len(), 1);
+    assert_eq!(choices[0]["explore"]["candidate_artworks"][0]["video_id"], 4);
+    assert_eq!(choices[1]["explore"]["context"], context());
     // Sticky: the same member sees the same artwork again.
     let (_, again) = server
         .post("/v1/artwork", json!({"member_id": "m2", "context": context(), "video_ids": [4, 2]}))
@@ -257,6 +272,12 @@ async fn decisions_and_errors(backend: Backend) {
         .into_inner();
     assert!([2, 3].contains(&d.video_id));
     assert_eq!(d.explore.as_ref().unwrap().propensity, d.propensity);
+    let seen = d.explore.as_ref().unwrap();
+    assert_eq!(seen.candidate_artworks.iter().map(|c| c.video_id).collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(
+        seen.context,
+        Some(events::ExploreContext { country: "BR".into(), device: "mobile".into(), hour_of_day: 9 })
+    );
     let status = grpc
         .choose_billboard(pb::ChooseBillboardRequest {
             member_id: "m3".into(),
@@ -306,6 +327,19 @@ fn outcome(request_id: &str, video_id: i64, artwork: &str, played: bool, time_ms
             propensity: 0.5,
             explored: false,
             candidates: vec![1, 2],
+            candidate_artworks: vec![
+                events::CandidateArtworks { video_id: 1, artwork_ids: vec!["art-1.0".into()] },
+                events::CandidateArtworks {
+                    video_id: 2,
+                    artwork_ids: vec!["art-2.0".into(), "art-2.1".into()],
+                },
+            ],
+            // The client's local evening, whatever the UTC hour of the impression.
+            context: Some(events::ExploreContext {
+                country: "US".into(),
+                device: "tv".into(),
+                hour_of_day: 20,
+            }),
         }),
         played,
         impression_time_ms: time_ms,
@@ -320,7 +354,7 @@ async fn learns_exactly_once(backend: Backend) {
     let t0 = chrono::Utc::now().timestamp_millis() - 3_600_000;
     let mut outcomes = Vec::new();
     for i in 0..300i64 {
-        let request_id = nearline_billboard::request_id::mint(i as u128 * 7919, 20);
+        let request_id = nearline_billboard::request_id::mint(i as u128 * 7919);
         let (video, artwork) =
             if i % 3 == 0 { (1, "art-1.0") } else { (2, if i % 2 == 0 { "art-2.0" } else { "art-2.1" }) };
         outcomes.push(outcome(&request_id, video, artwork, video == 2 && i % 4 != 0, t0 + i * 1000));
@@ -370,7 +404,7 @@ async fn learns_exactly_once(backend: Backend) {
         assert_eq!(shown["impressions"], counter.impressions);
         assert_eq!(shown["plays"], counter.plays);
     }
-    assert_eq!(view["buckets"][0]["daypart"], "evening", "the hour travelled in the request id");
+    assert_eq!(view["buckets"][0]["daypart"], "evening", "the hour travelled in explore.context");
     assert_ne!(view["model_version"], "0");
     assert!(arms.as_array().unwrap().iter().any(|a| a["pick_probability"].as_f64().is_some()));
 }

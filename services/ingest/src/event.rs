@@ -7,7 +7,9 @@
 //! so that a client learns about all of them at once; range rules are
 //! [`crate::validate`]'s job.
 
-use nearline_proto::events::v1::{Event, Explore, Impression, Play, event};
+use nearline_proto::events::v1::{
+    CandidateArtworks, Event, Explore, ExploreContext, Impression, Play, event,
+};
 use nearline_proto::ingest::v1::PublishRequest;
 use prost::Message as _;
 use serde_json::{Map, Value};
@@ -356,7 +358,100 @@ impl Fields<'_> {
                 self.fail("explore.candidates", format!("must be an array, got {}", kind_of(&other)))
             }
         }
-        Explore { policy, model_version, propensity, explored, candidates }
+        let candidate_artworks = self.candidate_artworks();
+        let context = self.explore_context();
+        Explore { policy, model_version, propensity, explored, candidates, candidate_artworks, context }
+    }
+
+    /// `explore.candidate_artworks`: `[{"video_id": 1, "artwork_ids": ["a", ...]}, ...]`.
+    fn candidate_artworks(&mut self) -> Vec<CandidateArtworks> {
+        let values = match self.take("candidate_artworks") {
+            None => return Vec::new(),
+            Some(Value::Array(values)) => values,
+            Some(other) => {
+                let reason = format!("must be an array, got {}", kind_of(&other));
+                self.fail("explore.candidate_artworks", reason);
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::with_capacity(values.len());
+        for (i, value) in values.into_iter().enumerate() {
+            let at = format!("explore.candidate_artworks[{i}]");
+            // Placeholders for what is wrong keep the later entries at their index, and
+            // are valid, so validation does not report them a second time.
+            let Value::Object(map) = value else {
+                self.fail(&at, format!("must be an object, got {}", kind_of(&value)));
+                out.push(CandidateArtworks { video_id: 1, artwork_ids: Vec::new() });
+                continue;
+            };
+            let mut f = Fields { index: self.index, map, out: &mut *self.out };
+            let video_id = match f.take("video_id") {
+                Some(value) => integer(&value).unwrap_or_else(|| {
+                    f.fail(
+                        &format!("{at}.video_id"),
+                        format!("must be a positive integer, got {}", short(&value)),
+                    );
+                    // A valid value, so validation does not report the field a second time.
+                    1
+                }),
+                None => {
+                    f.fail(&format!("{at}.video_id"), "is required");
+                    1
+                }
+            };
+            let mut artwork_ids = Vec::new();
+            match f.take("artwork_ids") {
+                Some(Value::Array(ids)) => {
+                    for (j, id) in ids.into_iter().enumerate() {
+                        match id {
+                            Value::String(id) => artwork_ids.push(id),
+                            other => {
+                                let reason = format!("must be a string, got {}", kind_of(&other));
+                                f.fail(&format!("{at}.artwork_ids[{j}]"), reason);
+                                artwork_ids.push("_".into());
+                            }
+                        }
+                    }
+                }
+                Some(other) => {
+                    f.fail(&format!("{at}.artwork_ids"), format!("must be an array, got {}", kind_of(&other)))
+                }
+                None => f.fail(&format!("{at}.artwork_ids"), "is required"),
+            }
+            f.unknown_fields(&format!("{at}."));
+            out.push(CandidateArtworks { video_id, artwork_ids });
+        }
+        out
+    }
+
+    /// `explore.context`: `{"country": "US", "device": "tv", "hour_of_day": 20}`.
+    fn explore_context(&mut self) -> Option<ExploreContext> {
+        let map = match self.take("context")? {
+            Value::Object(map) => map,
+            other => {
+                self.fail("explore.context", format!("must be an object, got {}", kind_of(&other)));
+                return None;
+            }
+        };
+        let mut f = Fields { index: self.index, map, out: &mut *self.out };
+        let from = f.out.len();
+        let country = f.string("country");
+        let device = f.string("device");
+        let hour_of_day = match f.required("hour_of_day") {
+            Some(value) => match value.as_u64().and_then(|h| u32::try_from(h).ok()) {
+                Some(h) => h,
+                None => {
+                    f.fail("hour_of_day", format!("must be an integer in 0..=23, got {}", short(&value)));
+                    0
+                }
+            },
+            None => 0,
+        };
+        for violation in &mut f.out[from..] {
+            violation.field.insert_str(0, "explore.context.");
+        }
+        f.unknown_fields("explore.context.");
+        Some(ExploreContext { country, device, hour_of_day })
     }
 
     /// Runs `read` so that the violations it records name `explore.<field>`.

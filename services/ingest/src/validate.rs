@@ -173,8 +173,52 @@ impl Checker<'_> {
         if !(p > 0.0 && p <= 1.0) {
             self.fail("explore.propensity", format!("must be in (0, 1], got {p}"));
         }
-        for (i, candidate) in explore.candidates.iter().enumerate() {
+        if explore.candidates.len() > MAX_EXPLORE_CANDIDATES {
+            self.fail(
+                "explore.candidates",
+                format!("holds {} titles; at most {MAX_EXPLORE_CANDIDATES}", explore.candidates.len()),
+            );
+        }
+        for (i, candidate) in explore.candidates.iter().enumerate().take(MAX_EXPLORE_CANDIDATES) {
             self.video_id(&format!("explore.candidates[{i}]"), *candidate);
+        }
+        let artworks = &explore.candidate_artworks;
+        if artworks.len() > MAX_EXPLORE_CANDIDATES {
+            self.fail(
+                "explore.candidate_artworks",
+                format!("holds {} titles; at most {MAX_EXPLORE_CANDIDATES}", artworks.len()),
+            );
+        }
+        // Past a bound, one message says so rather than hundreds of field errors.
+        for (i, c) in artworks.iter().enumerate().take(MAX_EXPLORE_CANDIDATES) {
+            let at = format!("explore.candidate_artworks[{i}]");
+            self.video_id(&format!("{at}.video_id"), c.video_id);
+            if c.artwork_ids.len() > MAX_ARTWORKS {
+                self.fail(
+                    &format!("{at}.artwork_ids"),
+                    format!("holds {} artworks; at most {MAX_ARTWORKS}", c.artwork_ids.len()),
+                );
+            }
+            for (j, a) in c.artwork_ids.iter().enumerate().take(MAX_ARTWORKS) {
+                if let Err(reason) = artwork_id(a) {
+                    self.fail(&format!("{at}.artwork_ids[{j}]"), reason);
+                }
+            }
+        }
+        if let Some(c) = &explore.context {
+            if !is_country(&c.country) {
+                self.fail(
+                    "explore.context.country",
+                    format!(
+                        "must be an ISO 3166-1 alpha-2 code in upper case (e.g. US), got {:?}",
+                        c.country
+                    ),
+                );
+            }
+            self.token("explore.context.device", &c.device);
+            if c.hour_of_day > 23 {
+                self.fail("explore.context.hour_of_day", format!("must be 0..=23, got {}", c.hour_of_day));
+            }
         }
     }
 }
@@ -207,6 +251,18 @@ pub fn printable(value: &str) -> Result<(), String> {
         }
         None => Ok(()),
     }
+}
+
+/// Most candidate titles an `explore` block lists.
+pub const MAX_EXPLORE_CANDIDATES: usize = 256;
+/// Most artworks of one title (in the catalog and in `explore.candidate_artworks`).
+pub const MAX_ARTWORKS: usize = 64;
+
+/// Checks an artwork id: `[A-Za-z0-9._-]{1,64}`.
+pub fn artwork_id(value: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&value.len())
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok { Ok(()) } else { Err(format!("must match [A-Za-z0-9._-]{{1,64}}, got {value:?}")) }
 }
 
 /// Checks a token: `[a-z0-9_-]{1,32}`.

@@ -1,6 +1,13 @@
 //! The join's input: compact domain events, each tagged with its source offset.
 
+use std::mem::size_of;
+use std::sync::Arc;
+
 /// Exploration metadata a bandit policy attached to the impression it chose.
+///
+/// What offline evaluation needs besides the pick (the candidate artworks, the context)
+/// is read once and shared behind an `Arc`: the pending outcome and the outcome emitted
+/// from it hold the same allocation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Explore {
     /// Policy that made the pick.
@@ -13,6 +20,50 @@ pub struct Explore {
     pub explored: bool,
     /// Video ids the policy chose from.
     pub candidates: Vec<i64>,
+    /// Per candidate title, the artworks the policy chose among, in its order.
+    pub candidate_artworks: Arc<[CandidateArtworks]>,
+    /// The context the policy decided in, when the impression said.
+    pub context: Option<Arc<ExploreContext>>,
+}
+
+impl Explore {
+    /// Heap bytes held, for the join's memory bound (shared parts counted in full:
+    /// an upper bound).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let strings = |v: &[String]| v.iter().map(|s| size_of::<String>() + s.len()).sum::<usize>();
+        self.policy.len()
+            + self.model_version.len()
+            + self.candidates.capacity() * size_of::<i64>()
+            + self
+                .candidate_artworks
+                .iter()
+                .map(|c| size_of::<CandidateArtworks>() + strings(&c.artwork_ids))
+                .sum::<usize>()
+            + self
+                .context
+                .as_ref()
+                .map_or(0, |c| size_of::<ExploreContext>() + c.country.len() + c.device.len())
+    }
+}
+
+/// The artworks a policy chose among for one candidate title.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CandidateArtworks {
+    /// The title.
+    pub video_id: i64,
+    /// Its artworks, in the order the policy saw them.
+    pub artwork_ids: Vec<String>,
+}
+
+/// The request context a policy decided in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExploreContext {
+    /// ISO 3166 alpha-2 country code.
+    pub country: String,
+    /// Device type.
+    pub device: String,
+    /// The client's local hour of day, 0..=23.
+    pub hour_of_day: u32,
 }
 
 /// A member saw a title on some canvas of the UI (DESIGN §2).

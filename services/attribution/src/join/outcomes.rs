@@ -75,9 +75,14 @@ impl OutcomeTimers {
     }
 
     pub(crate) fn approx_bytes(&self) -> usize {
-        let live = self.slots.iter().flatten().count();
+        let live: usize = self
+            .slots
+            .iter()
+            .flatten()
+            .map(|p| size_of::<PendingOutcome>() + 64 + p.explore.heap_bytes())
+            .sum();
         self.slots.capacity() * size_of::<Option<Box<PendingOutcome>>>()
-            + live * (size_of::<PendingOutcome>() + 64)
+            + live
             + self.free.capacity() * size_of::<u32>()
             + self.heap.capacity() * size_of::<Reverse<(i64, u32)>>()
     }

@@ -6,8 +6,12 @@ mod reference;
 mod rules;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
-use super::{Event, Explore, Impression, Input, JoinConfig, JoinState, Outcome, Outputs, Play};
+use super::{
+    CandidateArtworks, Event, Explore, ExploreContext, Impression, Input, JoinConfig, JoinState, Outcome,
+    Outputs, Play,
+};
 
 const MIN: i64 = 60_000;
 
@@ -137,6 +141,14 @@ fn explore() -> Explore {
         propensity: 0.5,
         explored: true,
         candidates: vec![1, 2, 3],
+        candidate_artworks: [1, 2, 3]
+            .map(|video_id| CandidateArtworks { video_id, artwork_ids: vec!["a1".into(), "a2".into()] })
+            .into(),
+        context: Some(Arc::new(ExploreContext {
+            country: "US".into(),
+            device: "tv".into(),
+            hour_of_day: 20,
+        })),
     }
 }
 

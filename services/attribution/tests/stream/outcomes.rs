@@ -33,6 +33,11 @@ fn explored_impression(topics: &Topics, request: &str, video: i64, t: i64) -> Ou
             propensity: 0.25,
             explored: true,
             candidates: vec![video, 5],
+            candidate_artworks: vec![
+                pb::CandidateArtworks { video_id: video, artwork_ids: vec!["a3".into(), "a4".into()] },
+                pb::CandidateArtworks { video_id: 5, artwork_ids: vec!["a5".into()] },
+            ],
+            context: Some(pb::ExploreContext { country: "US".into(), device: "tv".into(), hour_of_day: 21 }),
         }),
     };
     OutgoingRecord {
@@ -106,6 +111,10 @@ async fn outcomes_carry_the_reward_and_the_catalogs_facts_about_the_title(backen
     );
     let explore = rewarded.explore.as_ref().expect("explore kept");
     assert_eq!((explore.policy.as_str(), explore.propensity), ("billboard-ts", 0.25));
+    // What offline evaluation needs travels through the join unchanged.
+    assert_eq!(explore.candidate_artworks.len(), 2);
+    assert_eq!(explore.candidate_artworks[0].artwork_ids, ["a3", "a4"]);
+    assert_eq!(explore.context.as_ref().map(|c| (c.country.as_str(), c.hour_of_day)), Some(("US", 21)));
     assert_eq!(
         rewarded.title,
         Some(pb::TitleInfo {

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::*;
 
-const IMPRESSION: &str = r#"{"type":"impression","event_id":"e1","request_id":"r1","member_id":"m1","video_id":80100172,"artwork_id":"a3","canvas":"row","country":"US","device":"tv","region":"us-east","event_time":"2026-11-22T10:00:00Z","explore":{"policy":"billboard-ts","model_version":"7","propensity":0.25,"explored":true,"candidates":[80100172,80057281]}}"#;
+const IMPRESSION: &str = r#"{"type":"impression","event_id":"e1","request_id":"r1","member_id":"m1","video_id":80100172,"artwork_id":"a3","canvas":"row","country":"US","device":"tv","region":"us-east","event_time":"2026-11-22T10:00:00Z","explore":{"policy":"billboard-ts","model_version":"7","propensity":0.25,"explored":true,"candidates":[80100172,80057281],"candidate_artworks":[{"video_id":80100172,"artwork_ids":["a3","a4"]},{"video_id":80057281,"artwork_ids":["crown-1"]}],"context":{"country":"US","device":"tv","hour_of_day":20}}}"#;
 const PLAY: &str = r#"{"type":"play","event_id":"e2","request_id":"r1","member_id":"m1","video_id":80100172,"country":"US","device":"tv","region":"us-east","event_time":1795340000000,"watch_seconds":120}"#;
 
 fn json_batch(events: &[serde_json::Value]) -> Vec<u8> {
@@ -47,6 +47,13 @@ fn issue_examples_decode_with_every_field() {
     assert_eq!((explore.policy.as_str(), explore.model_version.as_str()), ("billboard-ts", "7"));
     assert_eq!((explore.propensity, explore.explored), (0.25, true));
     assert_eq!(explore.candidates, vec![80_100_172, 80_057_281]);
+    assert_eq!(explore.candidate_artworks.len(), 2);
+    assert_eq!(
+        (explore.candidate_artworks[0].video_id, &explore.candidate_artworks[0].artwork_ids[..]),
+        (80_100_172, &["a3".to_string(), "a4".to_string()][..])
+    );
+    let context = explore.context.as_ref().unwrap();
+    assert_eq!((context.country.as_str(), context.device.as_str(), context.hour_of_day), ("US", "tv", 20));
     let Some(Kind::Play(p)) = &decoded.events[1].kind else { panic!("second is a play") };
     assert_eq!((p.event_time_ms, p.watch_seconds, p.region.as_str()), (1_795_340_000_000, 120, "us-east"));
 }
@@ -159,6 +166,47 @@ fn explore_problems_name_the_nested_field() {
         ]
     );
     assert_eq!(fields(&with("impression", |m| drop(m.insert("explore".into(), json!(1))))), [(0, "explore")]);
+}
+
+#[test]
+fn explore_context_and_candidate_artworks_problems_name_the_nested_field() {
+    let decoded = with("impression", |m| {
+        m.insert(
+            "explore".into(),
+            json!({
+                "policy": "linucb", "model_version": "1", "propensity": 0.5, "explored": false,
+                "candidate_artworks": [
+                    {"video_id": "1", "artwork_ids": ["a", 2]},
+                    {"artwork_ids": "a", "extra": 1},
+                    3
+                ],
+                "context": {"country": 1, "hour_of_day": -1, "daypart": "x"}
+            }),
+        );
+    });
+    let got: Vec<&str> = decoded.violations.iter().map(|v| v.field.as_str()).collect();
+    assert_eq!(
+        got,
+        [
+            "explore.candidate_artworks[0].video_id",
+            "explore.candidate_artworks[0].artwork_ids[1]",
+            "explore.candidate_artworks[1].video_id",
+            "explore.candidate_artworks[1].artwork_ids",
+            "explore.candidate_artworks[1].extra",
+            "explore.candidate_artworks[2]",
+            "explore.context.country",
+            "explore.context.device",
+            "explore.context.hour_of_day",
+            "explore.context.daypart",
+        ]
+    );
+    let with_context = |c: serde_json::Value| {
+        with("impression", move |m| {
+            m["explore"]["context"] = c;
+        })
+    };
+    assert_eq!(fields(&with_context(json!("US"))), [(0, "explore.context")]);
+    assert_eq!(fields(&with_context(json!({"country": "US", "device": "tv", "hour_of_day": 20}))), []);
 }
 
 #[test]

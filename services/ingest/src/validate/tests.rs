@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use nearline_proto::events::v1::{Event, Explore, Impression, Play, event};
+use nearline_proto::events::v1::{
+    CandidateArtworks, Event, Explore, ExploreContext, Impression, Play, event,
+};
 
 use super::*;
 
@@ -30,6 +32,11 @@ fn impression() -> Impression {
             propensity: 0.25,
             explored: true,
             candidates: vec![80_100_172, 80_057_281],
+            candidate_artworks: vec![
+                CandidateArtworks { video_id: 80_100_172, artwork_ids: vec!["a3".into(), "a4".into()] },
+                CandidateArtworks { video_id: 80_057_281, artwork_ids: vec!["crown-1".into()] },
+            ],
+            context: Some(ExploreContext { country: "US".into(), device: "tv".into(), hour_of_day: 20 }),
         }),
     }
 }
@@ -216,4 +223,51 @@ fn the_error_counts_events_and_problems_apart() {
     let violations = check_batch(&[Event { kind: Some(event::Kind::Impression(bad)) }], &bounds());
     let message = crate::error::ApiError::InvalidEvents(violations).to_string();
     assert_eq!(message, "1 invalid event(s) in the batch, 2 problem(s) in all");
+}
+
+#[test]
+fn explore_context_fields_are_checked() {
+    let with = |change: fn(&mut ExploreContext)| {
+        imp(|i| change(i.explore.as_mut().unwrap().context.as_mut().unwrap()))
+    };
+    assert_eq!(with(|c| c.hour_of_day = 23), vec![]);
+    assert_eq!(imp(|i| i.explore.as_mut().unwrap().context = None), vec![]);
+    assert_eq!(fields(&with(|c| c.hour_of_day = 24)), ["explore.context.hour_of_day"]);
+    assert_eq!(fields(&with(|c| c.country = "usa".into())), ["explore.context.country"]);
+    assert_eq!(fields(&with(|c| c.device = "TV".into())), ["explore.context.device"]);
+    assert_eq!(
+        fields(&with(|c| *c = ExploreContext::default())),
+        ["explore.context.country", "explore.context.device"]
+    );
+}
+
+#[test]
+fn candidate_artworks_are_bounded_and_well_formed() {
+    let with = |change: &dyn Fn(&mut Vec<CandidateArtworks>)| {
+        imp(|i| change(&mut i.explore.as_mut().unwrap().candidate_artworks))
+    };
+    assert_eq!(with(&|c| c.clear()), vec![]);
+    let ok =
+        |n: usize| CandidateArtworks { video_id: 1, artwork_ids: (0..n).map(|a| format!("a{a}")).collect() };
+    assert_eq!(with(&|c| *c = vec![ok(64); 256]), vec![]);
+    assert_eq!(fields(&with(&|c| *c = vec![ok(1); 257])), ["explore.candidate_artworks"]);
+    assert_eq!(fields(&with(&|c| *c = vec![ok(65)])), ["explore.candidate_artworks[0].artwork_ids"]);
+    let bad = |c: &mut Vec<CandidateArtworks>| {
+        c[0].video_id = 0;
+        c[1].artwork_ids = vec!["ok".into(), "no spaces".into(), String::new(), "x".repeat(65)];
+    };
+    assert_eq!(
+        fields(&with(&bad)),
+        [
+            "explore.candidate_artworks[0].video_id",
+            "explore.candidate_artworks[1].artwork_ids[1]",
+            "explore.candidate_artworks[1].artwork_ids[2]",
+            "explore.candidate_artworks[1].artwork_ids[3]",
+        ]
+    );
+    let many = vec![1; 257];
+    assert_eq!(
+        fields(&imp(|i| i.explore.as_mut().unwrap().candidates = many.clone())),
+        ["explore.candidates"]
+    );
 }
