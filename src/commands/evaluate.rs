@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use nearline_billboard::service::Settings;
-use nearline_eventlog::durable::{DurableLog, DurableOptions};
 use nearline_evaluate::{Bootstrap, Estimator, Logs, Options, Range, SliceField, Training, input, spec};
+use nearline_eventlog::durable::{DurableLog, DurableOptions};
 use nearline_runtime::Config;
 
 use crate::backends;
@@ -98,11 +98,12 @@ pub(crate) async fn evaluate(args: EvaluateArgs, config: &Config) -> anyhow::Res
     }
     let settings = Settings::from_config(config);
     let target = spec::parse(&args.policy, settings.params)?;
-    let estimators = Estimator::parse_list(&args.estimators).map_err(|e| anyhow::anyhow!("--estimators: {e}"))?;
-    let by = SliceField::parse_list(args.by.as_deref().unwrap_or("")).map_err(|e| anyhow::anyhow!("--by: {e}"))?;
-    let reward_delay = args
-        .reward_delay
-        .unwrap_or(config.attribution.reward_window + config.attribution.reward_grace);
+    let estimators =
+        Estimator::parse_list(&args.estimators).map_err(|e| anyhow::anyhow!("--estimators: {e}"))?;
+    let by =
+        SliceField::parse_list(args.by.as_deref().unwrap_or("")).map_err(|e| anyhow::anyhow!("--by: {e}"))?;
+    let reward_delay =
+        args.reward_delay.unwrap_or(config.attribution.reward_window + config.attribution.reward_grace);
     let options = Options {
         estimators,
         bootstrap: Bootstrap { resamples: args.bootstrap, seed: args.seed },
@@ -119,8 +120,9 @@ pub(crate) async fn evaluate(args: EvaluateArgs, config: &Config) -> anyhow::Res
     let logs = read(&args, config).await?;
     eprintln!("evaluating {} over {} logged decision(s)", target, logs.decisions.len());
     let started = std::time::Instant::now();
-    let report = tokio::task::spawn_blocking(move || nearline_evaluate::evaluate(&logs, &target, &options, |_, _| {}))
-        .await??;
+    let report =
+        tokio::task::spawn_blocking(move || nearline_evaluate::evaluate(&logs, &target, &options, |_, _| {}))
+            .await??;
     eprintln!("evaluated in {:.2} s", started.elapsed().as_secs_f64());
     match args.format {
         Format::Table => print!("{}", report.table()),
@@ -179,7 +181,10 @@ async fn read(args: &EvaluateArgs, config: &Config) -> anyhow::Result<Logs> {
         logs
     } else {
         if args.embedded {
-            bail!("--embedded reads the embedded event log: use it with --input kafka, or drop it to read {}", args.input);
+            bail!(
+                "--embedded reads the embedded event log: use it with --input kafka, or drop it to read {}",
+                args.input
+            );
         }
         bar.set_message("reading files (bytes)");
         let dir = Path::new(&args.input).to_path_buf();

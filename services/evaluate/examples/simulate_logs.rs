@@ -36,7 +36,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&out)?;
 
     let world = World::new(WorldConfig::default());
-    let split = Split::new(&[(PolicyKind::Linear, 0.85), (PolicyKind::EpsilonGreedy, 0.10), (PolicyKind::Uniform, 0.05)]);
+    let split = Split::new(&[
+        (PolicyKind::Linear, 0.85),
+        (PolicyKind::EpsilonGreedy, 0.10),
+        (PolicyKind::Uniform, 0.05),
+    ]);
     let mut config = RunConfig::new(split, Params::default());
     config.decisions = decisions;
     config.seed = seed;
@@ -54,7 +58,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         gz.finish()?.flush()?;
     }
-    let (first, last) = (outcomes.first().map_or(0, |o| o.impression_time_ms), outcomes.last().map_or(0, |o| o.impression_time_ms));
+    let (first, last) = (
+        outcomes.first().map_or(0, |o| o.impression_time_ms),
+        outcomes.last().map_or(0, |o| o.impression_time_ms),
+    );
     eprintln!("wrote {} into {} (impression times {first}..={last})", outcomes.len(), out.display());
 
     let Some(obp) = args.get("obp").map(PathBuf::from) else { return Ok(()) };

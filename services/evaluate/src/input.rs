@@ -10,7 +10,6 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use nearline_billboard::policy::{Arm, Context, TitleFacts};
-use nearline_billboard::request_id;
 use nearline_eventlog::{EventLog, TopicPartition};
 use nearline_proto::events::v1 as pb;
 use prost::Message as _;
@@ -126,10 +125,10 @@ impl OutcomeJson {
             .flat_map(|c| c.artwork_ids.iter().map(move |a| Arm::new(c.video_id, a)))
             .collect();
         let context = match explore.context {
-            Some(c) => {
+            Some(c) if !c.country.is_empty() && !c.device.is_empty() && c.hour_of_day < 24 => {
                 Context { country: c.country.into(), device: c.device.into(), hour_of_day: c.hour_of_day }
             }
-            None => fallback_context(&self.request_id, &self.country, &self.device, self.impression_time_ms),
+            _ => fallback_context(&self.country, &self.device, self.impression_time_ms),
         };
         Logged {
             arm: Arm::new(self.video_id, &self.artwork_id),
@@ -165,6 +164,19 @@ impl OutcomeJson {
                 propensity: e.propensity.unwrap_or(0.0),
                 explored: e.explored,
                 candidates: e.candidates.clone(),
+                candidate_artworks: e
+                    .candidate_artworks
+                    .iter()
+                    .map(|c| pb::CandidateArtworks {
+                        video_id: c.video_id,
+                        artwork_ids: c.artwork_ids.clone(),
+                    })
+                    .collect(),
+                context: e.context.as_ref().map(|c| pb::ExploreContext {
+                    country: c.country.clone(),
+                    device: c.device.clone(),
+                    hour_of_day: c.hour_of_day,
+                }),
             }),
             played: self.played,
             impression_time_ms: self.impression_time_ms,
@@ -186,8 +198,16 @@ impl OutcomeJson {
                 propensity: (e.propensity != 0.0).then_some(e.propensity),
                 explored: e.explored,
                 candidates: e.candidates,
-                candidate_artworks: Vec::new(),
-                context: None,
+                candidate_artworks: e
+                    .candidate_artworks
+                    .into_iter()
+                    .map(|c| CandidateArtworksJson { video_id: c.video_id, artwork_ids: c.artwork_ids })
+                    .collect(),
+                context: e.context.map(|c| ContextJson {
+                    country: c.country,
+                    device: c.device,
+                    hour_of_day: c.hour_of_day,
+                }),
             }),
             request_id: o.request_id,
             video_id: o.video_id,
@@ -204,12 +224,10 @@ impl OutcomeJson {
     }
 }
 
-/// The context when the explore block does not carry it: the impression's country and
-/// device, and the hour billboard put in the request id (else the UTC hour), which is
-/// what billboard's learner uses.
-fn fallback_context(request_id: &str, country: &str, device: &str, time_ms: i64) -> Context {
-    let hour = request_id::hour_of_day(request_id)
-        .unwrap_or_else(|| time_ms.div_euclid(3_600_000).rem_euclid(24) as u32);
+/// The context when the explore block does not carry one: the impression's country,
+/// device and UTC hour, as billboard's learner does.
+fn fallback_context(country: &str, device: &str, time_ms: i64) -> Context {
+    let hour = time_ms.div_euclid(3_600_000).rem_euclid(24) as u32;
     Context { country: country.into(), device: device.into(), hour_of_day: hour }
 }
 

@@ -69,7 +69,7 @@ pub fn simulate(world: &World, config: &RunConfig) -> Vec<OutcomeJson> {
         let played = rng.uniform() < truth;
         // A local hour inside the simulated daypart.
         let hour = request.cell.daypart.index() as u32 * 6 + ids.below(6) as u32;
-        let id = request_id::mint(u128::from(ids.next_u64()) << 64 | u128::from(ids.next_u64()), hour);
+        let id = request_id::mint(u128::from(ids.next_u64()) << 64 | u128::from(ids.next_u64()));
         let mut candidate_artworks: Vec<CandidateArtworksJson> = Vec::new();
         for a in request.candidates.iter() {
             match candidate_artworks.last_mut() {
