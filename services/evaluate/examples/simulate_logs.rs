@@ -89,6 +89,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut dist = BufWriter::new(File::create(obp.join("action_dist.f64"))?);
     let mut q_hat = BufWriter::new(File::create(obp.join("estimated_rewards.f64"))?);
     let mut rows = 0usize;
+    let mut truth = 0.0;
     let mut io: std::io::Result<()> = Ok(());
     let options = Options {
         estimators: vec![Estimator::Ips],
@@ -101,6 +102,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     evaluate(&logs, &target, &options, |i, probs| {
         let d = &logs.decisions[i];
+        truth += nearline_evaluate::sim::expected_reward(&world, &logs, d, probs);
         let candidates = logs.candidates(d);
         let q = direct.predict(&logs, d);
         let mut pi_row = vec![0.0f64; n_actions];
@@ -137,8 +139,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "target": target_spec,
         "from_ms": first,
         "to_ms": last + 1,
+        "true_value": truth / rows.max(1) as f64,
     });
     std::fs::write(obp.join("meta.json"), serde_json::to_string_pretty(&meta)?)?;
     eprintln!("wrote OBP arrays for {rows} decisions × {n_actions} actions into {}", obp.display());
+    eprintln!("true value of {target_spec} on these requests: {:.6}", truth / rows.max(1) as f64);
     Ok(())
 }
