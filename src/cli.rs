@@ -88,6 +88,13 @@ pub(crate) enum Command {
     /// late and the counts still equal a batch recount. Prints the dashboard URL, then
     /// a status line. Ctrl-C stops; running it again continues unless --fresh.
     Demo(crate::commands::DemoArgs),
+    /// Estimate what take rate a billboard policy would have had, from logged outcomes.
+    ///
+    /// Replays the target through the logged decisions (learning from delayed rewards as
+    /// it would have online) and estimates its take rate with replay, IPS, SNIPS and
+    /// doubly robust, each with a 95 % bootstrap interval. Exits non-zero when the data
+    /// cannot support an estimate. See services/evaluate/README.md.
+    Evaluate(crate::commands::EvaluateArgs),
 
     /// Inspect the configuration.
     Config {
@@ -143,7 +150,7 @@ pub(crate) struct BatchArgs {
 }
 
 /// Parses RFC 3339 or integer milliseconds since the Unix epoch.
-fn parse_time(text: &str) -> Result<i64, String> {
+pub(crate) fn parse_time(text: &str) -> Result<i64, String> {
     if let Ok(ms) = text.parse::<i64>() {
         return Ok(ms);
     }

@@ -2,11 +2,13 @@
 
 mod batch;
 mod demo;
+mod evaluate;
 mod migrate;
 mod serve;
 
 pub(crate) use batch::{backfill, reconcile};
 pub(crate) use demo::{DemoArgs, demo};
+pub(crate) use evaluate::{EvaluateArgs, evaluate};
 pub(crate) use migrate::migrate;
 pub(crate) use serve::serve;
 

@@ -63,6 +63,7 @@ fn run_async(command: Command, config: Arc<nearline_runtime::Config>) -> anyhow:
             Command::Backfill(args) => commands::backfill(args, &config).await,
             Command::Reconcile(args) => commands::reconcile(args, &config).await,
             Command::Demo(args) => commands::demo(args, config).await,
+            Command::Evaluate(args) => commands::evaluate(args, &config).await,
             Command::Config { .. } => unreachable!("handled without a runtime"),
         }
     })
