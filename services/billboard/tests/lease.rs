@@ -42,6 +42,7 @@ fn batch(request: &str, offset: i64) -> Batch {
             time_ms: T,
         }],
         offsets: [(0, offset + 1)].into(),
+        ..Batch::default()
     }
 }
 
