@@ -144,7 +144,13 @@ impl OutcomeJson {
             has_explore,
             title: self
                 .title
-                .map(|t| TitleFacts { kind: (!t.kind.is_empty()).then_some(t.kind), genres: t.genres }),
+                .map(|t| TitleFacts {
+                    kind: (!t.kind.is_empty()).then_some(t.kind),
+                    genres: t.genres,
+                    // Outcomes do not carry insights' early reads; targets replayed
+                    // offline start new titles from the genre/kind prior.
+                    early_read: None,
+                }),
         }
     }
 
