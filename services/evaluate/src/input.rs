@@ -142,15 +142,13 @@ impl OutcomeJson {
             explored: explore.explored,
             played: self.played,
             has_explore,
-            title: self
-                .title
-                .map(|t| TitleFacts {
-                    kind: (!t.kind.is_empty()).then_some(t.kind),
-                    genres: t.genres,
-                    // Outcomes do not carry insights' early reads; targets replayed
-                    // offline start new titles from the genre/kind prior.
-                    early_read: None,
-                }),
+            title: self.title.map(|t| TitleFacts {
+                kind: (!t.kind.is_empty()).then_some(t.kind),
+                genres: t.genres,
+                // Outcomes do not carry insights' early reads; targets replayed
+                // offline start new titles from the genre/kind prior.
+                early_read: None,
+            }),
         }
     }
 
