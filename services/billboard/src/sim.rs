@@ -13,7 +13,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::policy::rng::Rng;
-use crate::policy::{Learner, Model, Observation, Params, PolicyKind, Split, pick_pair, sticky_unit};
+use crate::policy::{
+    Learner, Model, Observation, Params, PolicyKind, Split, TitleFacts, pick_pair, sticky_unit,
+};
 pub use world::{World, WorldConfig};
 
 /// How a run is driven.
@@ -106,42 +108,88 @@ pub fn stream(world: &World, config: &RunConfig) -> Vec<(i64, world::Request)> {
         .collect()
 }
 
+/// A model learning as the service does: each outcome arrives `reward_delay_ms` after
+/// its decision and the model is rebuilt every `flush_ms` of simulated time (the loop
+/// [`run`] and offline evaluation's logging runs share).
+#[derive(Debug)]
+pub struct Online {
+    params: Params,
+    facts: Arc<HashMap<i64, TitleFacts>>,
+    learner: Learner,
+    model: Arc<Model>,
+    /// Outcomes not yet arrived, by arrival time.
+    pending: VecDeque<(i64, Observation)>,
+    next_flush: i64,
+    flush_ms: i64,
+    reward_delay_ms: i64,
+}
+
+impl Online {
+    /// A cold model for `config`'s parameters, flush interval and reward delay.
+    pub fn new(config: &RunConfig, facts: Arc<HashMap<i64, TitleFacts>>) -> Self {
+        let learner = Learner::default();
+        let model = Arc::new(Model::build(config.params, 0, &learner.stats, facts.clone()));
+        Self {
+            params: config.params,
+            facts,
+            learner,
+            model,
+            pending: VecDeque::new(),
+            next_flush: config.flush_ms,
+            flush_ms: config.flush_ms,
+            reward_delay_ms: config.reward_delay_ms,
+        }
+    }
+
+    /// Applies the outcomes arrived by `now`, rebuilds the model when a flush is due,
+    /// and returns the model a decision at `now` uses.
+    pub fn at(&mut self, now: i64) -> &Arc<Model> {
+        while self.pending.front().is_some_and(|(arrival, _)| *arrival <= now) {
+            let (_, o) = self.pending.pop_front().expect("checked");
+            self.learner.apply(&o, self.params.discount);
+        }
+        if now >= self.next_flush {
+            let touched = self.learner.take_touched();
+            if !touched.is_empty() {
+                let version = self.model.version() + 1;
+                self.model = Arc::new(Model::rebuild(
+                    Some(&self.model),
+                    self.params,
+                    version,
+                    &self.learner.stats,
+                    self.facts.clone(),
+                    &touched,
+                ));
+            }
+            self.next_flush = now + self.flush_ms;
+        }
+        &self.model
+    }
+
+    /// The outcome of a decision made at `outcome.time_ms`; it arrives after the delay.
+    pub fn observe(&mut self, outcome: Observation) {
+        self.pending.push_back((outcome.time_ms + self.reward_delay_ms, outcome));
+    }
+
+    /// The current model.
+    pub fn model(&self) -> &Arc<Model> {
+        &self.model
+    }
+}
+
 /// Runs `config` through `world`.
 pub fn run(world: &World, config: &RunConfig) -> Report {
     // Requests have their own generator, so the stream is the same whatever the policy
     // decides ([`stream`] gives it to other tools, such as the peer comparison).
     let mut requests = Rng::new(config.seed);
     let mut rng = Rng::new(config.seed ^ DRAWS_SEED);
-    let facts = Arc::new(world.facts());
-    let discount = config.params.discount;
-    let mut learner = Learner::default();
-    let mut model = Arc::new(Model::build(config.params, 0, &learner.stats, facts.clone()));
-    let mut pending: VecDeque<(i64, Observation)> = VecDeque::new();
-    let mut next_flush = config.flush_ms;
+    let mut online = Online::new(config, Arc::new(world.facts()));
     let measured_from = ((1.0 - config.measured_fraction) * config.decisions as f64) as usize;
     let mut report = Report::default();
     let mut sums = (0.0, 0.0, 0.0, 0u64, 0u64);
     for i in 0..config.decisions {
         let now = i as i64 * config.gap_ms;
-        while pending.front().is_some_and(|(arrival, _)| *arrival <= now) {
-            let (_, o) = pending.pop_front().expect("checked");
-            learner.apply(&o, discount);
-        }
-        if now >= next_flush {
-            let touched = learner.take_touched();
-            if !touched.is_empty() {
-                let version = model.version() + 1;
-                model = Arc::new(Model::rebuild(
-                    Some(&model),
-                    config.params,
-                    version,
-                    &learner.stats,
-                    facts.clone(),
-                    &touched,
-                ));
-            }
-            next_flush = now + config.flush_ms;
-        }
+        let model = online.at(now).clone();
         let request = world.request(&mut requests, now);
         let started = std::time::Instant::now();
         let policy = config.split.policy(&request.member);
@@ -169,16 +217,13 @@ pub fn run(world: &World, config: &RunConfig) -> Report {
             sums.3 += 1;
             sums.4 += u64::from(played);
         }
-        pending.push_back((
-            now + config.reward_delay_ms,
-            Observation {
-                request_id: format!("sim-{i}"),
-                arm: arm.clone(),
-                cell: request.cell.clone(),
-                played,
-                time_ms: now,
-            },
-        ));
+        online.observe(Observation {
+            request_id: format!("sim-{i}"),
+            arm: arm.clone(),
+            cell: request.cell.clone(),
+            played,
+            time_ms: now,
+        });
     }
     for r in report.by_policy.values_mut() {
         r.served /= r.decisions.max(1) as f64;
@@ -187,7 +232,7 @@ pub fn run(world: &World, config: &RunConfig) -> Report {
     let n = sums.3.max(1) as f64;
     report.total = PolicyReport { decisions: sums.3, served: sums.0 / n, oracle: sums.1 / n, plays: sums.4 };
     report.uniform = sums.2 / n;
-    report.versions = model.version();
+    report.versions = online.model().version();
     report
 }
 

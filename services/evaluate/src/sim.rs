@@ -7,13 +7,12 @@
 //! reward `Σₐ π(a|x) p(a|x)` with the world's true play probabilities `p`: what it would
 //! have earned on exactly those requests, trained as it was.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use nearline_billboard::policy::rng::{Rng, stable_hash};
-use nearline_billboard::policy::{Learner, Model, Observation, pick_pair, sticky_unit};
+use nearline_billboard::policy::{Observation, pick_pair, sticky_unit};
 use nearline_billboard::request_id;
-use nearline_billboard::sim::{RunConfig, World};
+use nearline_billboard::sim::{Online, RunConfig, World};
 
 use crate::input::{CandidateArtworksJson, ContextJson, ExploreJson, OutcomeJson, TitleJson};
 use crate::record::{Decision, Logs};
@@ -31,33 +30,11 @@ pub fn simulate(world: &World, config: &RunConfig) -> Vec<OutcomeJson> {
     let mut rng = Rng::new(config.seed ^ DRAWS_SEED);
     let mut ids = Rng::new(config.seed ^ IDS_SEED);
     let facts = Arc::new(world.facts());
-    let discount = config.params.discount;
-    let mut learner = Learner::default();
-    let mut model = Arc::new(Model::build(config.params, 0, &learner.stats, facts.clone()));
-    let mut pending: VecDeque<(i64, Observation)> = VecDeque::new();
-    let mut next_flush = config.flush_ms;
+    let mut online = Online::new(config, facts.clone());
     let mut out = Vec::with_capacity(config.decisions);
     for i in 0..config.decisions {
         let now = i as i64 * config.gap_ms;
-        while pending.front().is_some_and(|(arrival, _)| *arrival <= now) {
-            let (_, o) = pending.pop_front().expect("checked");
-            learner.apply(&o, discount);
-        }
-        if now >= next_flush {
-            let touched = learner.take_touched();
-            if !touched.is_empty() {
-                let version = model.version() + 1;
-                model = Arc::new(Model::rebuild(
-                    Some(&model),
-                    config.params,
-                    version,
-                    &learner.stats,
-                    facts.clone(),
-                    &touched,
-                ));
-            }
-            next_flush = now + config.flush_ms;
-        }
+        let model = online.at(now).clone();
         let request = world.request(&mut requests, now);
         let policy = config.split.policy(&request.member);
         let probabilities = model.probabilities(policy, &request.cell, &request.candidates);
@@ -109,10 +86,7 @@ pub fn simulate(world: &World, config: &RunConfig) -> Vec<OutcomeJson> {
             play_time_ms: played.then(|| now + 30_000 + (stable_hash(&[id.as_bytes()]) % 600_000) as i64),
             title,
         });
-        pending.push_back((
-            now + config.reward_delay_ms,
-            Observation { request_id: id, arm, cell: request.cell.clone(), played, time_ms: now },
-        ));
+        online.observe(Observation { request_id: id, arm, cell: request.cell.clone(), played, time_ms: now });
     }
     out
 }
