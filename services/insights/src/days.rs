@@ -73,24 +73,37 @@ impl DayCache {
         if rows.len() > self.capacity / 4 {
             return;
         }
-        let mut days = self.days.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if days.rows + rows.len() > self.capacity {
-            // Full: forget about half, in no particular order (a dashboard's titles come
-            // back on their next request).
-            let keep = self.capacity / 2;
-            let mut rows_left = days.rows;
-            days.entries.retain(|_, d| {
-                if rows_left <= keep {
-                    return true;
+        // Evicted days are dropped after the lock is released: freeing hundreds of
+        // thousands of rows takes milliseconds, which every other request would wait out.
+        let mut evicted = Vec::new();
+        {
+            let mut days = self.days.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if days.rows + rows.len() > self.capacity {
+                // Full: forget about half, in no particular order (a dashboard's titles
+                // come back on their next request).
+                let keep = self.capacity / 2;
+                let mut rows_left = days.rows;
+                let doomed: Vec<(Shape, i64)> = days
+                    .entries
+                    .iter()
+                    .take_while(|(_, d)| {
+                        let over = rows_left > keep;
+                        rows_left -= d.rows.len() * usize::from(over);
+                        over
+                    })
+                    .map(|(key, _)| key.clone())
+                    .collect();
+                for key in doomed {
+                    evicted.extend(days.entries.remove(&key));
                 }
-                rows_left -= d.rows.len();
-                false
-            });
-            days.rows = rows_left;
+                days.rows = rows_left;
+            }
+            days.rows += rows.len();
+            let old = days.entries.insert((shape.clone(), day), Day { stamp, rows: rows.into() });
+            days.rows -= old.as_ref().map_or(0, |d| d.rows.len());
+            evicted.extend(old);
         }
-        days.rows += rows.len();
-        let old = days.entries.insert((shape.clone(), day), Day { stamp, rows: rows.into() });
-        days.rows -= old.map_or(0, |d| d.rows.len());
+        drop(evicted);
     }
 
     /// Rows held.

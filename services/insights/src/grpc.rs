@@ -91,7 +91,7 @@ impl InsightsService for Grpc {
                 .iter()
                 .map(|s| pb::SeriesPoint {
                     start_ms: s.start_ms,
-                    group: s.group.iter().map(|(k, v)| ((*k).to_string(), v.clone())).collect(),
+                    group: s.group.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
                     counts: Some(counts(s.counts)),
                 })
                 .collect(),

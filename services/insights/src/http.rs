@@ -3,8 +3,6 @@
 //! Query strings are read as name/value pairs so that every problem, including an
 //! unknown parameter, is answered in the service's own error shape naming the parameter.
 
-use std::collections::BTreeMap;
-
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
@@ -140,7 +138,7 @@ struct TotalsBody {
 #[derive(Debug, Serialize)]
 struct PointBody<'a> {
     start: &'a str,
-    group: &'a BTreeMap<&'static str, String>,
+    group: &'a query::Group,
     impressions: u64,
     plays: u64,
     take_rate: Option<f64>,

@@ -40,15 +40,31 @@ impl Series {
 /// The title's totals per day, by day start, for every day a range touches.
 pub type Stamps = Vec<(i64, Counts)>;
 
-/// Series by query, each valid while its stamps are.
+/// Points kept by default (a few hundred bytes each with their JSON): the 7-day hourly
+/// series of a thousand long-tail titles, or of a hundred busy ones.
+pub const CAPACITY_POINTS: usize = 400_000;
+
+/// Series by query, each valid while its stamps are, at most `capacity` points in all.
 #[derive(Debug)]
 pub struct ResultCache {
-    entries: Mutex<HashMap<PerformanceQuery, (Stamps, Arc<Series>)>>,
+    entries: Mutex<Entries>,
     capacity: usize,
 }
 
+#[derive(Debug, Default)]
+struct Entries {
+    by_query: HashMap<PerformanceQuery, (Stamps, Arc<Series>)>,
+    points: usize,
+}
+
+impl Default for ResultCache {
+    fn default() -> Self {
+        Self::with_capacity(CAPACITY_POINTS)
+    }
+}
+
 impl ResultCache {
-    /// At most `capacity` results (each up to a few thousand points).
+    /// At most `capacity` points in all (a result counts at least one).
     pub fn with_capacity(capacity: usize) -> Self {
         Self { entries: Mutex::default(), capacity }
     }
@@ -56,17 +72,53 @@ impl ResultCache {
     /// The series of `query` if it was computed under `stamps`.
     pub fn get(&self, query: &PerformanceQuery, stamps: &[(i64, Counts)]) -> Option<Arc<Series>> {
         let entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        entries.get(query).filter(|(kept, _)| kept.as_slice() == stamps).map(|(_, series)| series.clone())
+        let (kept, series) = entries.by_query.get(query)?;
+        (kept.as_slice() == stamps).then(|| series.clone())
     }
 
     /// Keeps `series`, computed after `stamps` were read.
     pub fn put(&self, query: PerformanceQuery, stamps: Stamps, series: Arc<Series>) {
-        let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if entries.len() >= self.capacity && !entries.contains_key(&query) {
-            // Full: start over (the popular queries come straight back).
-            entries.clear();
+        let size = series.points.len().max(1);
+        if size > self.capacity / 4 {
+            return;
         }
-        entries.insert(query, (stamps, series));
+        // Evicted results are dropped after the lock is released: freeing a few hundred
+        // series takes milliseconds, which every other request would wait out.
+        let mut evicted = Vec::new();
+        {
+            let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if entries.points + size > self.capacity {
+                // Full: forget about a quarter, in no particular order (a dashboard's
+                // queries come back on their next request).
+                let keep = self.capacity * 3 / 4;
+                let mut points = entries.points;
+                let doomed: Vec<PerformanceQuery> = entries
+                    .by_query
+                    .iter()
+                    .take_while(|(_, (_, series))| {
+                        let over = points > keep;
+                        points -= series.points.len().max(1) * usize::from(over);
+                        over
+                    })
+                    .map(|(query, _)| query.clone())
+                    .collect();
+                for query in doomed {
+                    evicted.extend(entries.by_query.remove(&query));
+                }
+                entries.points = points;
+            }
+            entries.points += size;
+            if let Some(old) = entries.by_query.insert(query, (stamps, series)) {
+                entries.points -= old.1.points.len().max(1);
+                evicted.push(old);
+            }
+        }
+        drop(evicted);
+    }
+
+    /// Points held.
+    pub fn points(&self) -> usize {
+        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).points
     }
 }
 
@@ -77,7 +129,7 @@ mod tests {
 
     #[test]
     fn a_result_is_served_only_under_its_stamps() {
-        let cache = ResultCache::with_capacity(1);
+        let cache = ResultCache::with_capacity(1000);
         let query = |video_id| PerformanceQuery {
             video_id,
             range: TimeRange { from_ms: 0, to_ms: 86_400_000 },
@@ -89,8 +141,32 @@ mod tests {
         cache.put(query(1), stamps.clone(), Arc::new(Series::default()));
         assert!(cache.get(&query(1), &stamps).is_some());
         assert!(cache.get(&query(1), &[(0, Counts { impressions: 4, plays: 1 })]).is_none());
-        cache.put(query(2), stamps.clone(), Arc::new(Series::default()));
-        assert!(cache.get(&query(1), &stamps).is_none(), "over capacity");
-        assert!(cache.get(&query(2), &stamps).is_some());
+    }
+
+    #[test]
+    fn the_points_held_stay_within_capacity_and_replacing_does_not_add() {
+        let cache = ResultCache::with_capacity(400);
+        let query = |video_id| PerformanceQuery {
+            video_id,
+            range: TimeRange { from_ms: 0, to_ms: 86_400_000 },
+            granularity: Granularity::Hour,
+            group_by: vec![],
+            filters: Filters::default(),
+        };
+        let series = |points: usize| {
+            let point = SeriesPoint { start_ms: 0, group: Default::default(), counts: Counts::default() };
+            Arc::new(Series::new(vec![point; points], Counts::default()))
+        };
+        let stamps = vec![(0, Counts { impressions: 3, plays: 1 })];
+        cache.put(query(1), stamps.clone(), series(50));
+        cache.put(query(1), stamps.clone(), series(60));
+        assert_eq!(cache.points(), 60, "replaced, not added");
+        cache.put(query(2), stamps.clone(), series(101));
+        assert!(cache.get(&query(2), &stamps).is_none(), "larger than a quarter: not kept");
+        for video_id in 3..100 {
+            cache.put(query(video_id), stamps.clone(), series(30));
+            assert!(cache.points() <= 400, "{} points", cache.points());
+            assert!(cache.get(&query(video_id), &stamps).is_some(), "the newest is kept");
+        }
     }
 }

@@ -135,7 +135,7 @@ pub struct Insights {
     progress_cache: Arc<Cache<(), Option<i64>>>,
 }
 
-/// Performance results kept: each holds up to a few thousand buckets.
+/// Performance results kept reading cells only: each holds up to a few thousand buckets.
 const PERFORMANCE_ENTRIES: usize = 256;
 /// How long a title's catalog entry is reused (a rename shows within this).
 const VIDEO_TTL: std::time::Duration = std::time::Duration::from_secs(5);
@@ -150,7 +150,7 @@ impl Insights {
             repository,
             settings,
             top_cache: Arc::default(),
-            results: Arc::new(ResultCache::with_capacity(PERFORMANCE_ENTRIES)),
+            results: Arc::default(),
             performance_cache: Arc::new(Cache::with_capacity(PERFORMANCE_ENTRIES)),
             video_cache: Arc::default(),
             progress_cache: Arc::default(),
