@@ -16,5 +16,9 @@ COPY --from=build /src/target/release/nearline /usr/local/bin/nearline
 USER nearline
 WORKDIR /var/lib/nearline
 ENV NEARLINE__TELEMETRY__LOG_FORMAT=json
+# mimalloc must not back its pages with transparent huge pages: with THP on `madvise`
+# it split and zeroed them again and again under insights' half-megabyte responses,
+# tripling a busy title's CPU (services/insights/README.md, "Benchmark").
+ENV MIMALLOC_ALLOW_THP=0
 ENTRYPOINT ["/usr/local/bin/nearline"]
 CMD ["--help"]
