@@ -260,6 +260,26 @@ async fn a_second_instance_on_the_same_directory_is_refused_and_the_first_keeps_
         "the refusal names the SQLite file and the holder (pid {pid}): {stderr}"
     );
 
+    // Nor may `migrate --embedded` change the schema under it.
+    let output = tokio::task::spawn_blocking({
+        let sqlite = sqlite.clone();
+        move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_nearline"))
+                .args(["migrate", "--embedded"])
+                .env("NEARLINE__EMBEDDED__SQLITE_PATH", &sqlite)
+                .output()
+                .expect("nearline migrate runs")
+        }
+    })
+    .await
+    .expect("migrate");
+    assert!(!output.status.success(), "migrate must refuse a SQLite file in use");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&sqlite.display().to_string()) && stderr.contains(&format!("process {pid}")),
+        "the refusal names the SQLite file and the holder (pid {pid}): {stderr}"
+    );
+
     // The first goes on as if nothing happened, and its progress survived.
     assert_eq!(first.post(&client, &impressions("a", 10..20, time_ms)).await.expect("post"), StatusCode::OK);
     first.wait_totals(&client, time_ms, (20, 0)).await;

@@ -12,6 +12,15 @@ use crate::cli::MigrateArgs;
 pub(crate) async fn migrate(args: MigrateArgs, config: &Config) -> anyhow::Result<()> {
     if args.embedded {
         let path = &config.embedded.sqlite_path;
+        // Not under a running `serve --embedded`: it migrated at start and does not
+        // expect the schema to change beneath it. The lock is the one it holds.
+        let _lock = (!path.starts_with(':'))
+            .then(|| {
+                let what = format!("the embedded SQLite database {path}");
+                nearline_eventlog::durable::lock_beside(std::path::Path::new(path), &what)
+                    .context("another nearline process uses this SQLite file; stop it before migrating")
+            })
+            .transpose()?;
         let pool = nearline_storage::connect_sqlite(path).await?;
         Database::Sqlite(pool).migrate().await?;
         println!("SQLite database {path} is up to date");
