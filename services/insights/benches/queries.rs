@@ -44,6 +44,7 @@ const DATABASE: &str = "nearline_bench_insights";
 /// 2026-11-22T00:00:00Z: the end of the generated week.
 const END_MS: i64 = 1_795_305_600_000;
 const DAY_MS: i64 = 86_400_000;
+const HOUR_MS: i64 = 3_600_000;
 const TITLES: i64 = 2000;
 const HEAD: i64 = 100;
 
@@ -140,6 +141,15 @@ async fn main() -> anyhow::Result<()> {
             )
         })
     };
+    // What a dashboard's "last 7 days" asks: edges inside a day, read from the hourly
+    // roll-ups at once beside the whole days.
+    let unaligned = |titles: fn(u64) -> i64| -> PathFor {
+        let range =
+            format!("from={}&to={}", iso(END_MS - 7 * DAY_MS + 5 * HOUR_MS), iso(END_MS - 3 * HOUR_MS));
+        Box::new(move |i| {
+            format!("/v1/titles/{}/performance?{range}&group_by=country,device&granularity=hour", titles(i))
+        })
+    };
     let top = |days: i64, metric: &'static str| -> PathFor {
         let range = since(days);
         let min = if metric == "take_rate" { "&min_impressions=100" } else { "" };
@@ -151,6 +161,7 @@ async fn main() -> anyhow::Result<()> {
     let scenarios: Vec<(&str, PathFor)> = vec![
         ("performance 7d, any title, group_by=country,device, hour", performance(7, "hour", any)),
         ("performance 7d, long-tail title (2 cells/epoch), same", performance(7, "hour", tail)),
+        ("performance 7d unaligned, any title, country+device, hour", unaligned(any)),
         ("performance 7d, head title (54 cells/epoch), same", performance(7, "hour", head)),
         ("performance 7d, head title, group_by=country,device, day", performance(7, "day", head)),
         ("performance 30d, any title, group_by=country,device, day", performance(30, "day", any)),

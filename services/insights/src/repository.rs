@@ -222,11 +222,17 @@ impl Repository {
                 _ => runs.push((day, day + DAY_MS)),
             }
         }
-        let ranges = [(from_ms, first_day), (end_day, to_ms)].into_iter().chain(runs);
+        let ranges: Vec<(i64, i64)> = [(from_ms, first_day), (end_day, to_ms)]
+            .into_iter()
+            .chain(runs)
+            .filter(|(from, to)| from < to)
+            .collect();
+        let reads = ranges.iter().map(|&(from, to)| self.performance_rows(query, from, to, bucket_ms));
+        let read = futures::future::try_join_all(reads).await?;
         let mut by_day: HashMap<i64, Vec<GroupedRow>> =
             missed.iter().map(|&(day, _)| (day, Vec::new())).collect();
-        for (from, to) in ranges.filter(|(from, to)| from < to) {
-            for row in self.performance_rows(query, from, to, bucket_ms).await? {
+        for (&(from, to), range_rows) in ranges.iter().zip(read) {
+            for row in range_rows {
                 match by_day.get_mut(&(row.start_ms.div_euclid(DAY_MS) * DAY_MS)) {
                     Some(day) if from >= first_day && to <= end_day => day.push(row),
                     _ => rows.push(row),
@@ -282,7 +288,9 @@ impl Repository {
         Ok(rows.into_iter().map(|(day, impressions, plays)| (day, counts(impressions, plays))).collect())
     }
 
-    /// [`Self::performance`] over `[from_ms, to_ms)`, from the database.
+    /// [`Self::performance`] over `[from_ms, to_ms)`, from the database: the planned
+    /// parts are read at once, each on its own connection, so an unaligned range costs
+    /// about one statement's time rather than the sum of up to five.
     async fn performance_rows(
         &self,
         query: &PerformanceQuery,
@@ -290,46 +298,55 @@ impl Repository {
         to_ms: i64,
         bucket_ms: i64,
     ) -> sqlx::Result<Vec<GroupedRow>> {
+        let needed = needed(query.group_by.iter().copied(), &query.filters);
+        let parts = self.plan(from_ms, to_ms, Some(bucket_ms), needed);
+        let reads = parts.into_iter().map(|part| self.part_rows(query, part, bucket_ms));
+        // Rows of different parts for the same bucket and group are merged downstream.
+        Ok(futures::future::try_join_all(reads).await?.into_iter().flatten().collect())
+    }
+
+    /// One planned part of a performance query.
+    async fn part_rows(
+        &self,
+        query: &PerformanceQuery,
+        part: planner::Part,
+        bucket_ms: i64,
+    ) -> sqlx::Result<Vec<GroupedRow>> {
         let grouped = |d: Dimension| query.group_by.contains(&d);
         let f = &query.filters;
         type Row = (i64, String, String, String, i64, i64);
-        let mut rows: Vec<Row> = Vec::new();
-        let needed = needed(query.group_by.iter().copied(), f);
-        for part in self.plan(from_ms, to_ms, Some(bucket_ms), needed) {
-            rows.extend(match &self.database {
-                Database::Postgres(pool) => {
-                    sqlx::query_as::<_, Row>(sql::PG.performance(part.source))
-                        .bind(query.video_id)
-                        .bind(part.from_ms)
-                        .bind(part.to_ms)
-                        .bind(bucket_ms)
-                        .bind(grouped(Dimension::Country))
-                        .bind(grouped(Dimension::Device))
-                        .bind(grouped(Dimension::Canvas))
-                        .bind(&f.country)
-                        .bind(&f.device)
-                        .bind(&f.canvas)
-                        .fetch_all(pool)
-                        .await?
-                }
-                Database::Sqlite(pool) => {
-                    sqlx::query_as::<_, Row>(sql::SQLITE.performance(part.source))
-                        .bind(query.video_id)
-                        .bind(part.from_ms)
-                        .bind(part.to_ms)
-                        .bind(bucket_ms)
-                        .bind(grouped(Dimension::Country))
-                        .bind(grouped(Dimension::Device))
-                        .bind(grouped(Dimension::Canvas))
-                        .bind(json_list(&f.country))
-                        .bind(json_list(&f.device))
-                        .bind(json_list(&f.canvas))
-                        .fetch_all(pool)
-                        .await?
-                }
-            });
-        }
-        // Rows of different parts for the same bucket and group are merged downstream.
+        let rows: Vec<Row> = match &self.database {
+            Database::Postgres(pool) => {
+                sqlx::query_as::<_, Row>(sql::PG.performance(part.source))
+                    .bind(query.video_id)
+                    .bind(part.from_ms)
+                    .bind(part.to_ms)
+                    .bind(bucket_ms)
+                    .bind(grouped(Dimension::Country))
+                    .bind(grouped(Dimension::Device))
+                    .bind(grouped(Dimension::Canvas))
+                    .bind(&f.country)
+                    .bind(&f.device)
+                    .bind(&f.canvas)
+                    .fetch_all(pool)
+                    .await?
+            }
+            Database::Sqlite(pool) => {
+                sqlx::query_as::<_, Row>(sql::SQLITE.performance(part.source))
+                    .bind(query.video_id)
+                    .bind(part.from_ms)
+                    .bind(part.to_ms)
+                    .bind(bucket_ms)
+                    .bind(grouped(Dimension::Country))
+                    .bind(grouped(Dimension::Device))
+                    .bind(grouped(Dimension::Canvas))
+                    .bind(json_list(&f.country))
+                    .bind(json_list(&f.device))
+                    .bind(json_list(&f.canvas))
+                    .fetch_all(pool)
+                    .await?
+            }
+        };
         Ok(rows
             .into_iter()
             .map(|(start_ms, country, device, canvas, impressions, plays)| GroupedRow {
