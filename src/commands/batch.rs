@@ -8,7 +8,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use nearline_attribution::batch::{self, Range};
 use nearline_attribution::service;
 use nearline_attribution::store::{self, Difference};
-use nearline_attribution::topics::Topics;
 use nearline_runtime::Config;
 use nearline_storage::Database;
 
@@ -18,7 +17,7 @@ use crate::cli::BatchArgs;
 /// Recounts the range and writes the facts into the stored sets.
 pub(crate) async fn backfill(args: BatchArgs, config: &Config) -> anyhow::Result<()> {
     let (database, facts) = recount(&args, config).await?;
-    let topics = Topics::default();
+    let topics = service::topics(config);
     let store = service::store(&config.attribution, database, &topics);
     store.write(facts.as_facts(), &[]).await.context("writing the backfilled facts")?;
     println!(
@@ -34,7 +33,7 @@ pub(crate) async fn backfill(args: BatchArgs, config: &Config) -> anyhow::Result
 pub(crate) async fn reconcile(args: BatchArgs, config: &Config) -> anyhow::Result<()> {
     let (database, facts) = recount(&args, config).await?;
     let join = service::join_config(&config.attribution);
-    let store = service::store(&config.attribution, database, &Topics::default());
+    let store = service::store(&config.attribution, database, &service::topics(config));
     let stored = store.load_counts(args.from, args.to).await.context("reading stored counts")?;
     let differences = store::compare(&facts.counts(&join), &stored);
     if differences.is_empty() {
@@ -98,11 +97,12 @@ async fn recount(args: &BatchArgs, config: &Config) -> anyhow::Result<(Database,
         }
         bar.set_message("reading topics");
         let log = backends::kafka(config)?;
-        let (inputs, undecodable) = batch::from_log(&log, &Topics::default(), range, &join, |read, total| {
-            bar.set_length(total);
-            bar.set_position(read);
-        })
-        .await?;
+        let (inputs, undecodable) =
+            batch::from_log(&log, &service::topics(config), range, &join, |read, total| {
+                bar.set_length(total);
+                bar.set_position(read);
+            })
+            .await?;
         if undecodable > 0 {
             eprintln!("skipped {undecodable} undecodable record(s); see the log for which");
         }

@@ -84,7 +84,7 @@ impl Run {
         };
         let offset = self.next_offset[slot];
         self.next_offset[slot] += 1;
-        Input { offset, event }
+        Input::local(offset, event)
     }
 
     /// Feeds events, one batch.
