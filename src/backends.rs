@@ -19,12 +19,16 @@ pub(crate) fn topic_specs(partitions: i32, replication: i32) -> Vec<TopicSpec> {
 
 /// Connects to the configured Kafka.
 pub(crate) fn kafka(config: &Config) -> anyhow::Result<KafkaLog> {
-    let mut kafka = KafkaConfig::new(config.kafka.bootstrap_servers.clone());
+    kafka_at(config, &config.kafka.bootstrap_servers)
+}
+
+/// Connects to the Kafka cluster at `bootstrap_servers`, otherwise as configured.
+pub(crate) fn kafka_at(config: &Config, bootstrap_servers: &str) -> anyhow::Result<KafkaLog> {
+    let mut kafka = KafkaConfig::new(bootstrap_servers.to_owned());
     kafka.client_id = config.kafka.client_id.clone();
     kafka.timeout = config.kafka.timeout;
     kafka.session_timeout = config.kafka.session_timeout;
-    KafkaLog::connect(kafka)
-        .with_context(|| format!("connecting to Kafka at {}", config.kafka.bootstrap_servers))
+    KafkaLog::connect(kafka).with_context(|| format!("connecting to Kafka at {bootstrap_servers}"))
 }
 
 /// The database and event log of the running deployment.

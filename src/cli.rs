@@ -137,10 +137,17 @@ pub(crate) struct BatchArgs {
     #[arg(long, value_parser = parse_time, value_name = "TIME")]
     pub(crate) to: i64,
 
-    /// `kafka` to read the impressions and plays topics up to their current end, or a
-    /// directory of `.ndjson` / `.ndjson.gz` files of events in the ingest JSON shape.
-    #[arg(long, default_value = "kafka", value_name = "kafka|DIR")]
-    pub(crate) input: String,
+    /// Where the events come from, read up to their current end; give it several times
+    /// to recount the union of the inputs (say, one per region, where topics are not
+    /// mirrored):
+    /// `kafka`, the configured cluster's impressions and plays topics, with those
+    /// mirrored from `kafka.mirrored_regions`;
+    /// `kafka://HOST:PORT[,HOST:PORT...]`, another cluster's own impressions and plays
+    /// topics (a region's cluster);
+    /// or a directory of `.ndjson` / `.ndjson.gz` files of events in the ingest JSON shape.
+    /// An event in several inputs counts once.
+    #[arg(long = "input", default_value = "kafka", value_name = "kafka|kafka://BOOTSTRAP|DIR")]
+    pub(crate) inputs: Vec<String>,
 
     /// Use the embedded SQLite database (embedded.sqlite_path) instead of Postgres; the
     /// input must then be a directory (the embedded log is opened only by `serve`, which

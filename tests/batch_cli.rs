@@ -102,3 +102,54 @@ fn backfill_then_reconcile_agree_and_extra_input_is_reported() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Two regions without mirroring, one directory of events each: a backfill over one
+/// region alone counts its cross-region play unattributed; one over the union of both
+/// attributes it, retracts the unattributed count, and then agrees with reconcile.
+#[test]
+fn a_backfill_over_both_regions_counts_a_cross_region_pair_once() {
+    let dir = std::env::temp_dir().join(nearline_testkit::unique_name("nearline_batch_regions"));
+    let (us, eu) = (dir.join("us-east"), dir.join("eu-west"));
+    std::fs::create_dir_all(&us).unwrap();
+    std::fs::create_dir_all(&eu).unwrap();
+    let sqlite = dir.join("nearline.db");
+    // r7 is shown in us-east and played in eu-west; r8 is a pair within eu-west.
+    std::fs::write(us.join("a.ndjson"), format!("{}\n", impression("r7", "2026-11-20T00:05:00Z"))).unwrap();
+    let eu_events = [
+        play("r7", "2026-11-20T00:20:00Z"),
+        impression("r8", "2026-11-20T00:30:00Z"),
+        play("r8", "2026-11-20T00:40:00Z"),
+    ];
+    std::fs::write(eu.join("a.ndjson"), eu_events.join("\n") + "\n").unwrap();
+    let (us, eu) = (us.to_str().unwrap(), eu.to_str().unwrap());
+    let run = |command: &str, inputs: &[&str]| {
+        let mut args = vec![command, "--embedded", "--from", FROM, "--to", TO];
+        for input in inputs {
+            args.extend(["--input", input]);
+        }
+        nearline(&args, &sqlite)
+    };
+
+    let alone = run("backfill", &[eu]);
+    assert!(alone.status.success(), "backfill failed: {}", text(&alone));
+    assert!(text(&alone).contains("backfilled 1 impression, 1 play and 1 unattributed"), "{}", text(&alone));
+    let reconcile = run("reconcile", &[us, eu]);
+    assert_eq!(reconcile.status.code(), Some(1), "the union differs: {}", text(&reconcile));
+    assert!(text(&reconcile).contains("(unattributed)"), "{}", text(&reconcile));
+
+    let union = run("backfill", &[us, eu]);
+    assert!(union.status.success(), "backfill failed: {}", text(&union));
+    assert!(text(&union).contains("backfilled 2 impression, 2 play and 0 unattributed"), "{}", text(&union));
+    assert!(text(&union).contains("from 2 input(s)"), "{}", text(&union));
+    let reconcile = run("reconcile", &[us, eu]);
+    assert!(reconcile.status.success(), "reconcile over the union: {}", text(&reconcile));
+    assert!(text(&reconcile).contains("0 differences"), "{}", text(&reconcile));
+    // The same events in both inputs count once.
+    let twice = run("reconcile", &[us, eu, us]);
+    assert!(twice.status.success(), "an input given twice: {}", text(&twice));
+
+    let bad = run("reconcile", &["kafka://nowhere"]);
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
+    assert!(text(&bad).contains("\"nowhere\" is not HOST:PORT"), "{}", text(&bad));
+    std::fs::remove_dir_all(dir).unwrap();
+}

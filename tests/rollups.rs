@@ -55,7 +55,7 @@ fn member(&(_, video, epoch, d, request): &Spec) -> CellMember {
 }
 
 async fn write(database: &Database, facts: &[Spec], batches: usize) {
-    let key = ProgressKey { group: "g".into(), impressions_topic: "i".into(), plays_topic: "p".into() };
+    let key = ProgressKey { group: "g".into(), topics: vec!["i".into(), "p".into()] };
     let store = Store::new(database.clone(), key, EPOCH);
     for chunk in facts.chunks(facts.len().div_ceil(batches).max(1)) {
         let impressions: Vec<CellMember> = chunk.iter().map(member).collect();

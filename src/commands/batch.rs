@@ -1,6 +1,6 @@
 //! `nearline backfill` and `nearline reconcile`: the join in batch over a bounded input.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -18,7 +18,7 @@ use crate::cli::BatchArgs;
 /// Recounts the range and writes the facts into the stored sets.
 pub(crate) async fn backfill(args: BatchArgs, config: &Config) -> anyhow::Result<()> {
     let (database, facts) = recount(&args, config).await?;
-    let topics = Topics::default();
+    let topics = service::topics(config);
     let store = service::store(&config.attribution, database, &topics);
     store.write(facts.as_facts(), &[]).await.context("writing the backfilled facts")?;
     println!(
@@ -34,7 +34,7 @@ pub(crate) async fn backfill(args: BatchArgs, config: &Config) -> anyhow::Result
 pub(crate) async fn reconcile(args: BatchArgs, config: &Config) -> anyhow::Result<()> {
     let (database, facts) = recount(&args, config).await?;
     let join = service::join_config(&config.attribution);
-    let store = service::store(&config.attribution, database, &Topics::default());
+    let store = service::store(&config.attribution, database, &service::topics(config));
     let stored = store.load_counts(args.from, args.to).await.context("reading stored counts")?;
     let differences = store::compare(&facts.counts(&join), &stored);
     if differences.is_empty() {
@@ -74,7 +74,44 @@ fn time(ms: i64) -> String {
     humantime::format_rfc3339_seconds(at).to_string()
 }
 
-/// Opens the database and runs the batch join over the chosen input.
+/// One `--input`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum BatchInput {
+    /// A cluster's topics: the configured one (`None`) or the given bootstrap servers.
+    Kafka(Option<String>),
+    /// A directory of NDJSON files.
+    Directory(PathBuf),
+}
+
+impl BatchInput {
+    fn parse(text: &str) -> anyhow::Result<Self> {
+        if text == "kafka" {
+            return Ok(BatchInput::Kafka(None));
+        }
+        if let Some(bootstrap) = text.strip_prefix("kafka://") {
+            let servers: Vec<&str> = bootstrap.split(',').map(str::trim).collect();
+            if let Some(bad) = servers.iter().find(|s| {
+                s.rsplit_once(':').is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+            }) {
+                bail!("--input {text}: {bad:?} is not HOST:PORT; expected kafka://HOST:PORT[,HOST:PORT...]");
+            }
+            return Ok(BatchInput::Kafka(Some(servers.join(","))));
+        }
+        Ok(BatchInput::Directory(PathBuf::from(text)))
+    }
+}
+
+impl std::fmt::Display for BatchInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BatchInput::Kafka(None) => write!(f, "the configured Kafka topics"),
+            BatchInput::Kafka(Some(bootstrap)) => write!(f, "kafka://{bootstrap}"),
+            BatchInput::Directory(dir) => write!(f, "{}", dir.display()),
+        }
+    }
+}
+
+/// Opens the database and runs the batch join over the union of the chosen inputs.
 async fn recount(args: &BatchArgs, config: &Config) -> anyhow::Result<(Database, batch::BatchFacts)> {
     let join = service::join_config(&config.attribution);
     let range = Range::new(args.from, args.to, &join)?;
@@ -92,31 +129,70 @@ async fn recount(args: &BatchArgs, config: &Config) -> anyhow::Result<(Database,
             .expect("static template")
             .progress_chars("=> "),
     );
-    let inputs = if args.input == "kafka" {
-        if args.embedded {
-            bail!("--embedded needs --input DIR: the embedded event log is opened only by `nearline serve`");
-        }
-        bar.set_message("reading topics");
-        let log = backends::kafka(config)?;
-        let (inputs, undecodable) = batch::from_log(&log, &Topics::default(), range, &join, |read, total| {
-            bar.set_length(total);
-            bar.set_position(read);
-        })
-        .await?;
-        if undecodable > 0 {
-            eprintln!("skipped {undecodable} undecodable record(s); see the log for which");
-        }
-        inputs
-    } else {
-        bar.set_message("reading files");
-        let region = &config.ingest.default_region;
-        batch::from_directory(Path::new(&args.input), region, range, &join, |read, total| {
-            bar.set_length(total);
-            bar.set_position(read);
-        })?
-    };
+    let mut inputs = Vec::new();
+    for input in &args.inputs {
+        let input = BatchInput::parse(input)?;
+        let read = match &input {
+            BatchInput::Kafka(bootstrap) => {
+                if args.embedded {
+                    bail!(
+                        "--embedded needs --input DIR: the embedded event log is opened only by `nearline serve`"
+                    );
+                }
+                bar.set_message(format!("reading {input}"));
+                let (log, topics) = match bootstrap {
+                    None => (backends::kafka(config)?, service::topics(config)),
+                    // Another region's cluster: its own topics; its mirrors of other
+                    // regions would only repeat events (which count once anyway).
+                    Some(bootstrap) => (backends::kafka_at(config, bootstrap)?, Topics::default()),
+                };
+                let (read, undecodable) = batch::from_log(&log, &topics, range, &join, |read, total| {
+                    bar.set_length(total);
+                    bar.set_position(read);
+                })
+                .await
+                .with_context(|| format!("reading {input}"))?;
+                if undecodable > 0 {
+                    eprintln!(
+                        "skipped {undecodable} undecodable record(s) of {input}; see the log for which"
+                    );
+                }
+                read
+            }
+            BatchInput::Directory(dir) => {
+                bar.set_message(format!("reading {input}"));
+                let region = &config.ingest.default_region;
+                batch::from_directory(dir, region, range, &join, |read, total| {
+                    bar.set_length(total);
+                    bar.set_position(read);
+                })?
+            }
+        };
+        inputs.extend(read);
+    }
     bar.finish_and_clear();
-    eprintln!("joining {} input event(s) in batch", inputs.len());
+    eprintln!("joining {} input event(s) from {} input(s) in batch", inputs.len(), args.inputs.len());
     let facts = batch::run(join, range, inputs)?;
     Ok((database, facts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BatchInput;
+
+    #[test]
+    fn inputs_name_a_cluster_or_a_directory() {
+        assert_eq!(BatchInput::parse("kafka").unwrap(), BatchInput::Kafka(None));
+        assert_eq!(
+            BatchInput::parse("kafka://10.0.0.1:9092, eu-kafka:9092").unwrap(),
+            BatchInput::Kafka(Some("10.0.0.1:9092,eu-kafka:9092".into()))
+        );
+        assert_eq!(
+            BatchInput::parse("archive/eu-west").unwrap(),
+            BatchInput::Directory("archive/eu-west".into())
+        );
+        let error = BatchInput::parse("kafka://eu-kafka").unwrap_err().to_string();
+        assert!(error.contains("\"eu-kafka\" is not HOST:PORT"), "{error}");
+        assert!(BatchInput::parse("kafka://").is_err());
+    }
 }

@@ -133,7 +133,7 @@ fn workload() -> Vec<Input> {
         .map(|(_, event)| {
             let slot = usize::from(matches!(event, Event::Play(_)));
             next[slot] += 1;
-            Input { offset: next[slot] - 1, event }
+            Input::local(next[slot] - 1, event)
         })
         .collect()
 }

@@ -78,7 +78,7 @@ fn records(topics: &Topics, events: usize) -> Vec<OutgoingRecord> {
 
 async fn stored(store: &nearline_attribution::store::Store) -> i64 {
     let all = store.load_all().await.expect("progress");
-    all.iter().map(|p| p.impressions.map_or(0, |s| s.committed) + p.plays.map_or(0, |s| s.committed)).sum()
+    all.iter().map(|p| p.committed_total()).sum()
 }
 
 async fn wait_stored(store: &nearline_attribution::store::Store, target: i64) {
@@ -132,6 +132,7 @@ async fn main() {
         plays: format!("{name}.plays"),
         outcomes: format!("{name}.outcomes"),
         late: format!("{name}.late"),
+        mirrored_regions: Vec::new(),
     };
     let specs: Vec<_> = [&topics.impressions, &topics.plays, &topics.outcomes, &topics.late]
         .into_iter()

@@ -155,7 +155,7 @@ async fn run(dir: &Path) {
                 f.iter()
                     .map(|i| {
                         next += 1;
-                        Input { offset: next - 1, event: i.event.clone() }
+                        Input::local(next - 1, i.event.clone())
                     })
                     .collect()
             })
@@ -246,13 +246,7 @@ async fn pipeline(
         stop.clone(),
     ));
     loop {
-        let stored: i64 = store
-            .load_all()
-            .await
-            .unwrap()
-            .iter()
-            .map(|p| p.impressions.map_or(0, |s| s.committed) + p.plays.map_or(0, |s| s.committed))
-            .sum();
+        let stored: i64 = store.load_all().await.unwrap().iter().map(|p| p.committed_total()).sum();
         if stored >= total {
             break;
         }

@@ -33,6 +33,18 @@ pub enum Error {
         /// Its partitions.
         plays: i32,
     },
+    /// A mirrored region's topic is not in the local cluster: the mirror (MirrorMaker 2)
+    /// is not set up for it yet, or `kafka.mirrored_regions` names the wrong region.
+    #[error(
+        "{topic} does not exist: kafka.mirrored_regions names region {region:?}, whose topics \
+         a mirror (MirrorMaker 2) must copy into this cluster as <region>.<topic> first"
+    )]
+    MirrorMissing {
+        /// The mirrored region.
+        region: String,
+        /// The topic that is missing.
+        topic: String,
+    },
     /// Serving the gRPC API failed.
     #[error(transparent)]
     Server(#[from] nearline_runtime::server::Error),
@@ -69,7 +81,10 @@ impl From<Error> for tonic::Status {
                 tracing::error!(error = %chain, "attribution request failed");
                 tonic::Status::unavailable("attribution's storage is unavailable right now; retry")
             }
-            Error::NotCoPartitioned { .. } | Error::Server(_) | Error::Worker(_) => {
+            Error::NotCoPartitioned { .. }
+            | Error::MirrorMissing { .. }
+            | Error::Server(_)
+            | Error::Worker(_) => {
                 tracing::error!(error = %chain, "attribution request failed");
                 tonic::Status::internal("internal error")
             }

@@ -3,11 +3,20 @@
 //! [`JoinState::apply`] is the `scan(f)` step: (state, batch) -> (state', outputs). The
 //! streaming worker keeps one state per partition (the impressions and plays topics are
 //! co-partitioned) and feeds batches as they arrive; `nearline backfill` feeds a bounded
-//! input and calls [`JoinState::finish`], which advances both watermarks past everything.
+//! input and calls [`JoinState::finish`], which advances every watermark past everything.
+//!
+//! # Sources and origins
+//! A source is one topic partition: the impressions or the plays partition p of one
+//! [`Origin`]. A single-region deployment has one origin, the local topics. With
+//! `kafka.mirrored_regions`, each mirrored region is an origin too: its impressions and
+//! plays topics, copied into the local cluster by MirrorMaker 2 with their partitions
+//! kept, are co-partitioned with the local ones, so partition p's state reads `2 × n`
+//! sources for `n` origins. A pair may cross origins (an impression logged in one
+//! region, its play in another); the join does not care where an event was logged.
 //!
 //! # What is emitted
 //! Facts are set memberships ([`CellMember`], [`UnattributedMember`]); counts are set
-//! sizes. For the set `S` of inputs the stream accepted (not too late):
+//! sizes. For the set `S` of inputs the stream accepted (not too late), over all sources:
 //! - `impressions`: `(cell(I), I.request_id)` for every impression `I` in `S`;
 //! - `plays`: `(cell(I), I.request_id)` for every `I` in `S` some play of `S` is
 //!   attributed to: same (request_id, video_id) and `I.t - skew <= P.t <= I.t + window`;
@@ -21,68 +30,84 @@
 //! "the earliest wins" would need to retract a fact already emitted for a later-timed
 //! impression that arrived first. Exact repeats (same key, time and cell for impressions;
 //! same key, time, country and device for plays) collapse, and a fact already emitted
-//! for a live key is not emitted again.
+//! for a live key is not emitted again, whichever sources the repeats came from.
 //!
 //! # Boundaries, and why the facts depend on neither arrival order nor interleaving
-//! Each source (topic partition) has its own watermark: `wmI`, the largest impression
-//! time seen, and `wmP`, the largest play time seen. With `L` the allowed lateness, `W`
-//! the attribution window and `s` the skew:
-//! - too late: an impression with `t < wmI - L`, a play with `t < wmP - L`, each judged
-//!   when it arrives against *its own topic's* watermark (`t == wm - L` still counts);
+//! Each source has its own watermark, the largest event time seen in it: `wmI(o)` for
+//! origin `o`'s impressions, `wmP(o)` for its plays. Expiry waits for the slowest source
+//! of a kind: `minI = min over o of wmI(o)`, `minP = min over o of wmP(o)`, undefined
+//! (nothing expires on it) while some source of the kind has shown no event. With one
+//! origin these are the two topic watermarks. With `L` the allowed lateness, `W` the
+//! attribution window and `s` the skew:
+//! - too late: an impression of origin `o` with `t < wmI(o) - L`, a play with
+//!   `t < wmP(o) - L`, each judged when it arrives against *its own source's* watermark
+//!   (`t == wm - L` still counts); a lagging mirror never makes a local event late, nor
+//!   the other way round;
 //! - attribution: inclusive at both ends, `I.t - s <= P.t <= I.t + W`;
-//! - a play is dropped once `wmI > P.t + s + L` (no impression still to come can claim
-//!   it), an impression once `wmP > I.t + W + s + L` *and* `wmI > I.t + W + s + L`
-//!   (strict; actually up to one `expiry_granularity` later, as state is dropped in
-//!   buckets). The second condition is for recovery, below; keeping state longer never
-//!   adds a fact.
+//! - a play is dropped once `minI > P.t + s + L` (no impression still to come from any
+//!   source can claim it), an impression once `minP > I.t + W + s + L` *and*
+//!   `minI > I.t + W + s + L` (strict; actually up to one `expiry_granularity` later, as
+//!   state is dropped in buckets). The second condition is for recovery, below; keeping
+//!   state longer never adds a fact.
 //!
-//! Which inputs are too late depends only on each topic's own order: `wmI` when an
-//! impression arrives is the maximum over the impressions before it in its topic, and
-//! likewise for plays. How the consumer interleaves the two topics (a backlog drained
-//! one topic first, a replay, a rebalance) never enters. Call `S` the accepted inputs.
+//! Which inputs are too late depends only on each source's own order: `wmI(o)` when an
+//! impression of `o` arrives is the maximum over the impressions before it in its
+//! source, and likewise for plays. How the consumer interleaves the sources (a backlog
+//! drained one topic first, a replay, a rebalance, a mirror hours behind the local
+//! topics) never enters. Call `S` the accepted inputs.
 //!
 //! The facts are then exactly DESIGN §3's over `S`, whatever the interleaving. If `P`
-//! and `I` in `S` match, whichever arrives second finds the first still retained:
-//! - `P` second: when it arrives `wmP <= P.t + L <= I.t + W + L`, so `I`'s condition on
-//!   `wmP` has not held (it is dropped only when both hold);
-//! - `I` second: when it arrives `wmI <= I.t + L <= P.t + s + L`, so `P` is retained.
+//! (of origin `b`) and `I` (of origin `a`) in `S` match, whichever arrives second finds
+//! the first still retained:
+//! - `P` second: when it arrives `minP <= wmP(b) <= P.t + L <= I.t + W + L`, so `I`'s
+//!   condition on `minP` has not held (it is dropped only when both hold);
+//! - `I` second: when it arrives `minI <= wmI(a) <= I.t + L <= P.t + s + L`, so `P` is
+//!   retained.
 //!
-//! A play is reported unattributed only when `wmI > P.t + s + L`, when it is dropped or,
-//! if the impressions are read that far ahead already, when it arrives: every
-//! impression that could still match has `I.t <= P.t + s < wmI - L` and is too late,
-//! and every accepted one before it was matched against it. Hence for any arrival order
-//! within each topic and any interleaving of the two, the facts equal the DESIGN §3
-//! definitions over `S`, and over all inputs when none is too late, which is the
-//! contract between streaming and `nearline backfill`. Pacing (the worker reads neither
-//! topic far ahead of the other) only bounds memory; correctness never relies on it.
+//! A play is reported unattributed only when `minI > P.t + s + L`, when it is dropped
+//! or, if every impressions source is read that far ahead already, when it arrives:
+//! every impression that could still match, from any origin `a`, has
+//! `I.t <= P.t + s < minI - L <= wmI(a) - L` and is too late, and every accepted one
+//! before it was matched against it. Hence for any arrival order within each source and
+//! any interleaving of the sources, the facts equal the DESIGN §3 definitions over `S`,
+//! and over all inputs when none is too late, which is the contract between streaming
+//! and `nearline backfill`. Pacing (the worker reads no source far ahead of the others)
+//! only bounds memory; correctness never relies on it. The price of exactness is that
+//! a source that shows nothing (a mirror that is down, or never delivered) holds every
+//! play waiting for an impression, every impression, and `complete_until`: it could
+//! still deliver an event of any time. Local pairs are still counted as they meet.
 //!
 //! Outcomes are not facts: by DESIGN they are decided by the progress of the plays
-//! watermark (`played = false` once `wmP > I.t + reward_window + reward_grace`, and a
-//! later play does not change it). Each play records how far `wmP` was past its time
-//! when it arrived, so an impression read late still sees exactly the plays that arrived
-//! before `wmP` passed its deadline: `played` depends on each topic's order only, not on
-//! the interleaving nor the batching (timers fire per input). One outcome per
-//! (request_id, video_id) while the key is retained, owned by the first explored
-//! impression of the key in the impressions topic; `play_time_ms` is the earliest
-//! rewarding play known when it is decided.
+//! watermarks (`played = false` once `minP > I.t + reward_window + reward_grace`, and a
+//! later play does not change it). Each play records how far its own source's `wmP(b)`
+//! was past its time when it arrived, and rewards an outcome only if that was not past
+//! the outcome's deadline: once `minP` passes the deadline, every plays source is past
+//! it, so no play still to come could reward, and every play that could has arrived. So
+//! `played` depends on each source's order only, not on the interleaving nor the
+//! batching (timers fire per input). One outcome per (request_id, video_id) while the
+//! key is retained, owned by the first explored impression of the key to arrive (with
+//! one impressions source, the first in its order; a key's impressions come from one
+//! page, hence one region, in practice); `play_time_ms` is the earliest rewarding play
+//! known when it is decided.
 //!
 //! # Recovery by replay (DESIGN §4)
-//! At each commit the worker saves the committed offsets, both watermarks and
-//! [`JoinState::oldest_needed_offsets`]. After a restart it builds [`JoinState::resume`]
-//! with the committed offsets and watermarks, replays both sources from the saved needed
-//! offsets up to the committed ones, in whatever interleaving the log delivers, then
-//! continues. Replayed inputs rebuild state but emit nothing (everything they could emit
-//! was committed) and are not judged late again; later inputs are judged against the
-//! saved watermarks, so a restart never accepts what the uninterrupted run would have
-//! found too late. An impression waits for both watermarks (and one `skew` longer than
-//! DESIGN's minimum) so that every impression a retained play was attributed to is
-//! itself retained, hence replayed: the play is retained only while `wmI <= P.t + s + L
-//! <= I.t + W + s + L`. Without it, a replayed play could lose its impression and later
-//! be reported unattributed. During the replay the rebuilt watermarks are at most the
-//! saved ones, so nothing the crashed state held is dropped before its partners are
-//! replayed; the rebuilt state has the same retained entries and attribution marks as
-//! the one that crashed, so the union of facts equals an uninterrupted run. (Outcomes
-//! may be decided again after a restart; consumers keep the first per key.)
+//! At each commit the worker saves, per source, the committed offset, its watermark and
+//! its [`JoinState::oldest_needed_offsets`]. After a restart it builds
+//! [`JoinState::resume_origins`] with the committed offsets and watermarks, replays every
+//! source from its saved needed offset up to the committed one, in whatever interleaving
+//! the log delivers, then continues. Replayed inputs rebuild state but emit nothing
+//! (everything they could emit was committed) and are not judged late again; later
+//! inputs are judged against the saved watermarks, so a restart never accepts what the
+//! uninterrupted run would have found too late. An impression waits for both kinds (and
+//! one `skew` longer than DESIGN's minimum) so that every impression a retained play was
+//! attributed to is itself retained, hence replayed: the play is retained only while
+//! `minI <= P.t + s + L <= I.t + W + s + L`. Without it, a replayed play could lose its
+//! impression and later be reported unattributed. During the replay the rebuilt
+//! watermarks are at most the saved ones, source by source, so nothing the crashed state
+//! held is dropped before its partners are replayed; the rebuilt state has the same
+//! retained entries and attribution marks as the one that crashed, so the union of
+//! facts equals an uninterrupted run. (Outcomes may be decided again after a restart;
+//! consumers keep the first per key.)
 //!
 //! # Memory
 //! A retained event is one 48-byte record in a chunked slab plus a 4-byte slot in the
@@ -109,12 +134,12 @@ mod tests;
 
 pub use config::JoinConfig;
 pub use event::{
-    CandidateArtworks, Event, Explore, ExploreContext, Impression, Input, Play, Source, SourceOffsets,
-    Watermarks,
+    CandidateArtworks, Event, Explore, ExploreContext, Impression, Input, Origin, Play, Source,
+    SourceOffsets, Watermarks,
 };
 pub use output::{
     Cell, CellDims, CellMember, Late, LateReason, Outcome, Outputs, PlayDims, UnattributedKey,
     UnattributedMember,
 };
 pub use request_id::RequestId;
-pub use state::{JoinState, JoinStats};
+pub use state::{JoinState, JoinStats, ResumePoint};

@@ -7,6 +7,7 @@ use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogra
 
 use crate::join::{Outputs, Source};
 use crate::status::PartitionStatus;
+use crate::topics::SourceTopic;
 
 /// Registers descriptions; call once at start.
 pub fn describe() {
@@ -50,7 +51,15 @@ pub fn describe() {
     describe_gauge!(
         "nearline_attribution_watermark_ms",
         Unit::Milliseconds,
-        "Largest event time read, by partition and topic (source)."
+        "Largest event time read, by partition, kind (source: impressions, plays) and region \
+         (local, or the mirrored region)."
+    );
+    describe_gauge!(
+        "nearline_attribution_source_watermark_lag_seconds",
+        Unit::Seconds,
+        "How far a source's watermark is behind the furthest source of its partition, in event \
+         time, by partition and source topic: a lagging or stopped mirror shows here (+Inf while \
+         the source has shown nothing and another has). While it lags, complete_until waits for it."
     );
     describe_gauge!("nearline_attribution_lag", Unit::Count, "Records not yet processed, by partition.");
     describe_counter!(
@@ -104,15 +113,29 @@ pub(crate) fn batch_written(took: Duration, interval: Duration) {
     gauge!("nearline_attribution_batch_utilisation").set(took.as_secs_f64() / interval.as_secs_f64());
 }
 
-pub(crate) fn partition_status(partition: i32, status: &PartitionStatus) {
+/// `sources` names the entries of `status.sources`, in the same order.
+pub(crate) fn partition_status(partition: i32, status: &PartitionStatus, sources: &[SourceTopic]) {
     let p = partition.to_string();
     gauge!("nearline_attribution_state_entries", "partition" => p.clone()).set(status.state_entries as f64);
     gauge!("nearline_attribution_state_bytes", "partition" => p.clone()).set(status.state_bytes as f64);
-    for source in [Source::Impressions, Source::Plays] {
-        if let Some(wm) = status.watermarks.get(source) {
-            let labels = [("partition", p.clone()), ("source", source_label(source).to_owned())];
+    let furthest = status.sources.iter().filter_map(|s| s.watermark_ms).max();
+    for (source, topic) in status.sources.iter().zip(sources) {
+        if let Some(wm) = source.watermark_ms {
+            let region = topic.region.clone().unwrap_or_else(|| "local".to_owned());
+            let labels = [
+                ("partition", p.clone()),
+                ("source", source_label(topic.kind).to_owned()),
+                ("region", region),
+            ];
             gauge!("nearline_attribution_watermark_ms", &labels).set(wm as f64);
         }
+        let lag = match (furthest, source.watermark_ms) {
+            (Some(furthest), Some(wm)) => (furthest - wm) as f64 / 1000.0,
+            (Some(_), None) => f64::INFINITY,
+            (None, _) => 0.0,
+        };
+        let labels = [("partition", p.clone()), ("source", topic.name.clone())];
+        gauge!("nearline_attribution_source_watermark_lag_seconds", &labels).set(lag);
     }
 }
 

@@ -41,23 +41,41 @@ pub fn join_config(config: &AttributionConfig) -> JoinConfig {
 pub fn store(config: &AttributionConfig, database: Database, topics: &Topics) -> Store {
     let key = ProgressKey {
         group: config.consumer_group.clone(),
-        impressions_topic: topics.impressions.clone(),
-        plays_topic: topics.plays.clone(),
+        topics: topics.sources().into_iter().map(|s| s.name).collect(),
     };
     Store::new(database, key, millis(config.epoch_len))
 }
 
-/// Checks that impressions and plays are co-partitioned; the join is wrong otherwise.
+/// The topics of the configuration: the standard names, with `kafka.mirrored_regions`.
+pub fn topics(config: &Config) -> Topics {
+    Topics::default().with_mirrored_regions(&config.kafka.mirrored_regions)
+}
+
+/// Checks that every source topic exists and all are co-partitioned with the local
+/// impressions topic; the join is wrong otherwise. A mirrored topic that is missing
+/// names the region, as the mirror (not nearline) creates it.
 pub async fn check_topics(log: &dyn EventLog, topics: &Topics) -> Result<i32> {
     let impressions = log.partition_count(&topics.impressions).await?;
-    let plays = log.partition_count(&topics.plays).await?;
-    if impressions != plays {
-        return Err(Error::NotCoPartitioned {
-            impressions_topic: topics.impressions.clone(),
-            impressions,
-            plays_topic: topics.plays.clone(),
-            plays,
-        });
+    for source in topics.sources().into_iter().skip(1) {
+        let counted = log.partition_count(&source.name).await;
+        let partitions = match counted {
+            Ok(partitions) => partitions,
+            Err(nearline_eventlog::Error::UnknownTopic(_)) if source.region.is_some() => {
+                return Err(Error::MirrorMissing {
+                    region: source.region.unwrap_or_default(),
+                    topic: source.name,
+                });
+            }
+            Err(error) => return Err(error.into()),
+        };
+        if partitions != impressions {
+            return Err(Error::NotCoPartitioned {
+                impressions_topic: topics.impressions.clone(),
+                impressions,
+                plays_topic: source.name,
+                plays: partitions,
+            });
+        }
     }
     Ok(impressions)
 }
@@ -72,7 +90,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<()> {
     crate::metrics::describe();
-    let topics = Topics::default();
+    let topics = topics(&config);
     let partitions = check_topics(log.as_ref(), &topics).await?;
     let catalog = CatalogCache::empty();
     // Start with the catalog loaded so the first outcomes are enriched; an unreachable

@@ -4,17 +4,20 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use crate::join::Watermarks;
+/// Where one source (topic partition) of an owned partition stands now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceStatus {
+    /// Largest event time seen in it (counting a restored watermark).
+    pub watermark_ms: Option<i64>,
+    /// Next offset to process.
+    pub committed: i64,
+}
 
 /// What a partition owned by this process looks like now, for `GetProgress`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PartitionStatus {
-    /// Largest event time seen, per topic.
-    pub watermarks: Watermarks,
-    /// Next impressions offset to process.
-    pub committed_impressions: i64,
-    /// Next plays offset to process.
-    pub committed_plays: i64,
+    /// Per source, in the order of [`crate::topics::Topics::sources`].
+    pub sources: Vec<SourceStatus>,
     /// Retained events.
     pub state_entries: u64,
     /// Approximate bytes of join state.

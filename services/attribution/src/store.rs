@@ -28,15 +28,27 @@ pub struct SourceProgress {
     pub watermark_ms: Option<i64>,
 }
 
-/// The progress of one partition number across the impressions and plays topics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The progress of one partition number across the topics the join reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionProgress {
-    /// Partition number (the same on both co-partitioned topics).
+    /// Partition number (the same on every co-partitioned topic).
     pub partition: i32,
-    /// The impressions topic partition.
-    pub impressions: Option<SourceProgress>,
-    /// The plays topic partition.
-    pub plays: Option<SourceProgress>,
+    /// Per source, in the order of [`ProgressKey::topics`] (local impressions, local
+    /// plays, then each mirrored region's): that topic partition's progress, `None`
+    /// where none is stored (the source was never written, say a region just added).
+    pub sources: Vec<Option<SourceProgress>>,
+}
+
+impl PartitionProgress {
+    /// The progress of the source at `index` of [`ProgressKey::topics`].
+    pub fn source(&self, index: usize) -> Option<SourceProgress> {
+        self.sources.get(index).copied().flatten()
+    }
+
+    /// Records whose effects are stored, over every source.
+    pub fn committed_total(&self) -> i64 {
+        self.sources.iter().flatten().map(|s| s.committed).sum()
+    }
 }
 
 /// Facts to write, borrowed from the join's outputs.
@@ -64,15 +76,15 @@ impl Facts<'_> {
     }
 }
 
-/// Names the rows of `partition_progress` this store owns.
+/// Names the rows of `partition_progress` this store owns: one per consumer group,
+/// source topic and partition. The topic name tells the sources apart, the mirrored
+/// ones included (`eu-west.nearline.plays.v1`), so no other key is needed.
 #[derive(Debug, Clone)]
 pub struct ProgressKey {
     /// Consumer group of the join.
     pub group: String,
-    /// Impressions topic name.
-    pub impressions_topic: String,
-    /// Plays topic name.
-    pub plays_topic: String,
+    /// The source topics, in the order of `crate::topics::Topics::sources`.
+    pub topics: Vec<String>,
 }
 
 /// The attribution tables of either backend.
@@ -108,17 +120,16 @@ impl Store {
                 sqlx::query_as(postgres::LOAD_PROGRESS)
                     .bind(&self.key.group)
                     .bind(partition)
-                    .bind(&self.key.impressions_topic)
-                    .bind(&self.key.plays_topic)
+                    .bind(self.key.topics.as_slice())
                     .fetch_all(pool)
                     .await?
             }
             Database::Sqlite(pool) => {
+                let topics = serde_json::to_string(&self.key.topics).expect("strings serialise");
                 sqlx::query_as(sqlite::LOAD_PROGRESS)
                     .bind(&self.key.group)
                     .bind(partition)
-                    .bind(&self.key.impressions_topic)
-                    .bind(&self.key.plays_topic)
+                    .bind(topics)
                     .fetch_all(pool)
                     .await?
             }
@@ -183,14 +194,11 @@ fn progress_from_rows(
     if rows.is_empty() {
         return None;
     }
-    let mut progress = PartitionProgress { partition, impressions: None, plays: None };
+    let mut progress = PartitionProgress { partition, sources: vec![None; key.topics.len()] };
     for (topic, committed, oldest_needed, watermark_ms) in rows {
         let watermark_ms = (watermark_ms != NO_WATERMARK).then_some(watermark_ms);
-        let source = Some(SourceProgress { committed, oldest_needed, watermark_ms });
-        if topic == key.impressions_topic {
-            progress.impressions = source;
-        } else {
-            progress.plays = source;
+        if let Some(index) = key.topics.iter().position(|t| *t == topic) {
+            progress.sources[index] = Some(SourceProgress { committed, oldest_needed, watermark_ms });
         }
     }
     Some(progress)
@@ -202,10 +210,8 @@ fn progress_rows<'a>(
     progress: &'a [PartitionProgress],
 ) -> impl Iterator<Item = (&'a str, i32, SourceProgress, i64)> + 'a {
     progress.iter().flat_map(move |p| {
-        [(key.impressions_topic.as_str(), p.impressions), (key.plays_topic.as_str(), p.plays)]
-            .into_iter()
-            .filter_map(move |(topic, source)| {
-                source.map(|s| (topic, p.partition, s, s.watermark_ms.unwrap_or(NO_WATERMARK)))
-            })
+        key.topics.iter().zip(&p.sources).filter_map(move |(topic, source)| {
+            source.map(|s| (topic.as_str(), p.partition, s, s.watermark_ms.unwrap_or(NO_WATERMARK)))
+        })
     })
 }

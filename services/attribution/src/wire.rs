@@ -49,7 +49,7 @@ pub fn input(record: &Record, source: Source) -> Result<Input, DecodeError> {
         // Neither database can store it, and one such record must not stop counting.
         return Err(error("event", format!("{field} contains a NUL character")));
     }
-    Ok(Input { offset: record.offset, event })
+    Ok(Input::local(record.offset, event))
 }
 
 /// The first text field of `event` holding a NUL character, if any.
@@ -121,7 +121,7 @@ pub fn from_event(event: pb::Event, offset: i64) -> Option<Input> {
         pb::event::Kind::Impression(i) => Event::Impression(impression(i)),
         pb::event::Kind::Play(p) => Event::Play(play(p)),
     };
-    Some(Input { offset, event })
+    Some(Input::local(offset, event))
 }
 
 fn impression(i: pb::Impression) -> join::Impression {
@@ -302,5 +302,5 @@ pub fn late_input(record: &Record) -> Result<Input, DecodeError> {
         Some(pb::event::Kind::Play(p)) => Event::Play(play(p)),
         None => return Err(error("no event inside".into())),
     };
-    Ok(Input { offset: record.offset, event })
+    Ok(Input::local(record.offset, event))
 }

@@ -1,24 +1,26 @@
 //! The streaming join (`nearline serve attribution`).
 //!
-//! Ownership of partition number p follows the consumer group's assignment of
-//! impressions partition p; the plays partition p is then read through a group-less
-//! reader, because cooperative-sticky assignment does not keep equal partition numbers
-//! of two topics together. Every batch interval the worker applies what it read,
+//! Ownership of partition number p follows the consumer group's assignment of the local
+//! impressions partition p; partition p of every other source (the local plays, and the
+//! impressions and plays of each mirrored region, `kafka.mirrored_regions`) is then read
+//! through a group-less reader, because cooperative-sticky assignment does not keep
+//! equal partition numbers of several topics together. Every batch interval the worker applies what it read,
 //! publishes outcomes and too-late events, writes facts and progress in one database
 //! transaction, and only then commits the impressions offsets to Kafka (DESIGN §4).
 //! A restart rebuilds state by replaying from the oldest offsets the state still needed.
 //!
-//! Each topic is judged against its own watermark (DESIGN §3), so the counts never
-//! depend on how the two topics happen to be interleaved. Pacing still matters for
-//! memory: when catching up on a backlog the broker hands out one topic's partition
-//! hours ahead of the other's, and state waiting on the lagging topic's watermark would
-//! pile up. The worker therefore paces each partition: the topic that runs more than a
-//! quarter of the allowed lateness ahead is paused until the other catches up or has
-//! nothing more to read. Correctness never relies on it.
+//! Each source is judged against its own watermark (DESIGN §3), so the counts never
+//! depend on how the sources happen to be interleaved, nor on how far a mirror lags.
+//! Pacing still matters for memory: when catching up on a backlog the broker hands out
+//! one topic's partition hours ahead of the other's, and state waiting on the lagging
+//! source's watermark would pile up. The worker therefore paces each partition: a
+//! source that runs more than a quarter of the allowed lateness ahead of another is
+//! paused until that one catches up or has nothing more to read (a mirror that is down
+//! holds nothing back; its sources hold state instead). Correctness never relies on it.
 
 mod partition;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,14 +29,17 @@ use nearline_runtime::Readiness;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::CatalogCache;
-use crate::join::{JoinConfig, Outputs, Source};
+use crate::join::{JoinConfig, Origin, Outputs, Source};
 use crate::metrics as m;
-use crate::status::{PartitionStatus, StatusBoard};
+use crate::status::{PartitionStatus, SourceStatus, StatusBoard};
 use crate::store::{Facts, Store};
-use crate::topics::Topics;
+use crate::topics::{SourceTopic, Topics, source_index};
 use crate::wire;
 use crate::{Error, Result};
-use partition::{PartitionJob, other};
+use partition::{PartitionJob, SourceId};
+
+/// The local impressions: the group-consumed source that partition ownership follows.
+const LOCAL_IMPRESSIONS: SourceId = (Origin::LOCAL, Source::Impressions);
 
 /// Settings of the streaming worker.
 #[derive(Debug, Clone)]
@@ -66,7 +71,11 @@ pub async fn run(
 ) -> Result<()> {
     let consumer = log.subscribe(&config.group, &[config.topics.impressions.as_str()]).await?;
     let reader = log.reader().await?;
+    let sources = config.topics.sources();
+    let by_topic = sources.iter().map(|s| (s.name.clone(), (s.origin, s.kind))).collect();
     let mut worker = Worker {
+        sources,
+        by_topic,
         log,
         store,
         catalog,
@@ -90,6 +99,10 @@ pub async fn run(
 }
 
 struct Worker {
+    /// Every source topic, indexed by [`source_index`].
+    sources: Vec<SourceTopic>,
+    /// The reader's topics: which source a record of each comes from.
+    by_topic: HashMap<String, SourceId>,
     log: Arc<dyn EventLog>,
     store: Store,
     catalog: CatalogCache,
@@ -162,14 +175,15 @@ impl Worker {
                     None => break,
                 }
             }
-            let mut plays = 0;
-            while plays < POLL_BURST {
+            let mut others = 0;
+            while others < POLL_BURST {
                 match self.reader.poll(Duration::ZERO).await? {
                     Some(record) => {
-                        plays += 1;
+                        others += 1;
+                        let Some(&source) = self.by_topic.get(&record.topic) else { continue };
                         let partition = record.partition;
-                        self.on_record(record, Source::Plays);
-                        self.pause_if_ahead(partition, Source::Plays).await?;
+                        self.on_record(record, source);
+                        self.pause_if_ahead(partition, source).await?;
                     }
                     None => break,
                 }
@@ -181,7 +195,7 @@ impl Worker {
                 last_write = Instant::now();
             }
             self.health.update(&self.jobs);
-            if read + plays == 0 {
+            if read + others == 0 {
                 tokio::select! {
                     () = shutdown.cancelled() => {}
                     polled = self.consumer.poll(IDLE_POLL) => {
@@ -200,8 +214,8 @@ impl Worker {
         match event {
             ConsumerEvent::Record(record) => {
                 let partition = record.partition;
-                self.on_record(record, Source::Impressions);
-                self.pause_if_ahead(partition, Source::Impressions).await?;
+                self.on_record(record, LOCAL_IMPRESSIONS);
+                self.pause_if_ahead(partition, LOCAL_IMPRESSIONS).await?;
             }
             ConsumerEvent::Assigned(partitions) => {
                 self.health.assigned_once = true;
@@ -225,17 +239,21 @@ impl Worker {
 
     async fn take(&mut self, partition: i32) -> Result<()> {
         let stored = self.store.load(partition).await.map_err(Error::Database)?;
-        let job = PartitionJob::start(partition, self.config.join, stored)?;
-        let impressions = TopicPartition::new(self.config.topics.impressions.clone(), partition);
-        let plays = TopicPartition::new(self.config.topics.plays.clone(), partition);
-        if stored.is_some() {
-            self.consumer.seek(&impressions, job.start_offset(Source::Impressions)).await?;
+        let has_stored = stored.is_some();
+        let job = PartitionJob::start(partition, self.config.join, self.config.topics.origins(), stored)?;
+        if has_stored {
+            let impressions = self.topic_partition(LOCAL_IMPRESSIONS, partition);
+            self.consumer.seek(&impressions, job.start_offset(LOCAL_IMPRESSIONS)).await?;
         }
-        self.reader.assign(&plays, job.start_offset(Source::Plays)).await?;
+        for source in job.sources().filter(|&s| s != LOCAL_IMPRESSIONS) {
+            let tp = self.topic_partition(source, partition);
+            self.reader.assign(&tp, job.start_offset(source)).await?;
+        }
+        let from: Vec<String> =
+            job.sources().map(|s| format!("{}@{}", self.source_topic(s).name, job.start_offset(s))).collect();
         tracing::info!(
             partition,
-            impressions_from = job.start_offset(Source::Impressions),
-            plays_from = job.start_offset(Source::Plays),
+            from = from.join(", "),
             replaying = job.is_replaying(),
             "partition assigned"
         );
@@ -243,15 +261,14 @@ impl Worker {
         Ok(())
     }
 
-    /// Pauses, per partition, the topic read too far ahead of the other in event time,
-    /// and resumes it once the other caught up or has nothing more to read.
+    /// Pauses, per partition, each source read too far ahead of another in event time,
+    /// and resumes it once every such other source caught up or has nothing more to read.
     async fn pace(&mut self) -> Result<()> {
-        let slack = pacing_slack_ms(&self.config);
         let partitions: Vec<i32> = self.jobs.keys().copied().collect();
         for partition in partitions {
-            for source in [Source::Impressions, Source::Plays] {
-                let ahead = self.jobs[&partition].ahead(source, slack);
-                let pause = ahead && !self.caught_up(partition, other(source)).await;
+            let sources: Vec<SourceId> = self.jobs[&partition].sources().collect();
+            for source in sources {
+                let pause = self.holds_back(partition, source).await;
                 if pause != self.jobs[&partition].is_paused(source) {
                     self.set_paused(partition, source, pause).await?;
                 }
@@ -260,14 +277,26 @@ impl Worker {
         Ok(())
     }
 
-    /// Checked after every record, so a topic stops within one record of running ahead
+    /// Whether `source` of `partition` runs ahead of a source that still has records
+    /// to read.
+    async fn holds_back(&mut self, partition: i32, source: SourceId) -> bool {
+        let behind = self.jobs[&partition].ahead_of(source, pacing_slack_ms(&self.config));
+        for other in behind {
+            if !self.caught_up(partition, other).await {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Checked after every record, so a source stops within one record of running ahead
     /// (a read round can span hours of a sparse partition).
-    async fn pause_if_ahead(&mut self, partition: i32, source: Source) -> Result<()> {
+    async fn pause_if_ahead(&mut self, partition: i32, source: SourceId) -> Result<()> {
         let Some(job) = self.jobs.get(&partition) else { return Ok(()) };
-        if job.is_paused(source) || !job.ahead(source, pacing_slack_ms(&self.config)) {
+        if job.is_paused(source) || !job.is_ahead(source, pacing_slack_ms(&self.config)) {
             return Ok(());
         }
-        if !self.caught_up(partition, other(source)).await {
+        if self.holds_back(partition, source).await {
             self.set_paused(partition, source, true).await?;
         }
         Ok(())
@@ -277,7 +306,7 @@ impl Worker {
     /// of the log at most once per batch interval). When the log cannot say, it counts
     /// as caught up until the next ask: pacing is an optimisation, never a reason to
     /// stop reading or to wait on an unreachable broker for every record.
-    async fn caught_up(&mut self, partition: i32, source: Source) -> bool {
+    async fn caught_up(&mut self, partition: i32, source: SourceId) -> bool {
         let max_age = self.config.batch_interval;
         let next = self.jobs[&partition].next_offset(source);
         let high = match self.jobs[&partition].recent_high_watermark(source, max_age) {
@@ -300,58 +329,62 @@ impl Worker {
         next >= high
     }
 
-    async fn set_paused(&mut self, partition: i32, source: Source, pause: bool) -> Result<()> {
+    async fn set_paused(&mut self, partition: i32, source: SourceId, pause: bool) -> Result<()> {
         let tp = self.topic_partition(source, partition);
-        match (source, pause) {
-            (Source::Impressions, true) => self.consumer.pause(std::slice::from_ref(&tp)).await?,
-            (Source::Impressions, false) => self.consumer.resume(std::slice::from_ref(&tp)).await?,
-            // The plays reader is group-less: pausing is not reading the partition, and
+        match (source == LOCAL_IMPRESSIONS, pause) {
+            (true, true) => self.consumer.pause(std::slice::from_ref(&tp)).await?,
+            (true, false) => self.consumer.resume(std::slice::from_ref(&tp)).await?,
+            // The reader is group-less: pausing is not reading the partition, and
             // resuming reads on from the first offset not yet taken.
-            (Source::Plays, true) => self.reader.unassign(&tp).await?,
-            (Source::Plays, false) => {
-                let next = self.jobs[&partition].next_offset(Source::Plays);
+            (false, true) => self.reader.unassign(&tp).await?,
+            (false, false) => {
+                let next = self.jobs[&partition].next_offset(source);
                 self.reader.assign(&tp, next).await?;
             }
         }
         let job = self.jobs.get_mut(&partition).expect("paced partitions are owned");
         job.set_paused(source, pause);
         if pause {
-            m::paused(source);
+            m::paused(source.1);
         }
-        tracing::debug!(partition, ?source, pause, "pacing the topics of a partition");
+        tracing::debug!(partition, topic = %tp.topic, pause, "pacing the sources of a partition");
         Ok(())
     }
 
-    fn topic_partition(&self, source: Source, partition: i32) -> TopicPartition {
-        let topic = match source {
-            Source::Impressions => &self.config.topics.impressions,
-            Source::Plays => &self.config.topics.plays,
-        };
-        TopicPartition::new(topic.clone(), partition)
+    fn source_topic(&self, (origin, kind): SourceId) -> &SourceTopic {
+        &self.sources[source_index(origin, kind)]
+    }
+
+    fn topic_partition(&self, source: SourceId, partition: i32) -> TopicPartition {
+        TopicPartition::new(self.source_topic(source).name.clone(), partition)
     }
 
     async fn release(&mut self, partition: i32) -> Result<()> {
-        self.jobs.remove(&partition);
+        if let Some(job) = self.jobs.remove(&partition) {
+            for source in job.sources().filter(|&s| s != LOCAL_IMPRESSIONS) {
+                let tp = self.topic_partition(source, partition);
+                self.reader.unassign(&tp).await?;
+            }
+        }
         self.status.remove(partition);
-        let plays = TopicPartition::new(self.config.topics.plays.clone(), partition);
-        self.reader.unassign(&plays).await?;
         m::forget_partition(partition);
         tracing::info!(partition, "partition revoked");
         Ok(())
     }
 
-    fn on_record(&mut self, record: Record, source: Source) {
+    fn on_record(&mut self, record: Record, source: SourceId) {
         let Some(job) = self.jobs.get_mut(&record.partition) else {
             // A record fetched just before its partition was revoked.
             return;
         };
-        m::event_read(source);
-        let input = match wire::input(&record, source) {
-            Ok(input) => Some(input),
+        let (origin, kind) = source;
+        m::event_read(kind);
+        let input = match wire::input(&record, kind) {
+            Ok(input) => Some(crate::join::Input { origin, ..input }),
             Err(error) => {
                 // One bad record must not stop counting: it goes to the late topic with
                 // why and its bytes, and its offset is passed like any other.
-                m::undecodable(source);
+                m::undecodable(kind);
                 if !job.is_replayed(source, record.offset) {
                     tracing::warn!(%error, "undecodable record sent to the late topic");
                     self.dead_letters.push(wire::dead_letter_record(
@@ -405,11 +438,13 @@ impl Worker {
         retrying("writing counts and progress", &mut self.health, &self.shutdown, write).await?;
         m::outputs_written(&self.outputs);
 
+        // Only the local impressions are group-consumed; every source's offset is in the
+        // progress just written, which is what recovery reads.
         let commits: Vec<_> = progress
             .iter()
             .filter_map(|p| {
-                let tp = TopicPartition::new(self.config.topics.impressions.clone(), p.partition);
-                p.impressions.map(|s| (tp, s.committed))
+                let tp = self.topic_partition(LOCAL_IMPRESSIONS, p.partition);
+                p.source(0).map(|s| (tp, s.committed))
             })
             .collect();
         if !commits.is_empty()
@@ -423,15 +458,20 @@ impl Worker {
         for job in self.jobs.values_mut() {
             job.dirty = false;
             let state = job.state();
+            let sources = job
+                .sources()
+                .map(|(origin, kind)| SourceStatus {
+                    watermark_ms: state.watermarks(origin).get(kind),
+                    committed: job.next_offset((origin, kind)),
+                })
+                .collect();
             let status = PartitionStatus {
-                watermarks: state.watermarks(),
-                committed_impressions: job.next_offset(Source::Impressions),
-                committed_plays: job.next_offset(Source::Plays),
+                sources,
                 state_entries: state.state_entries() as u64,
                 state_bytes: state.approx_state_bytes() as u64,
             };
+            m::partition_status(job.partition, &status, &self.sources);
             self.status.set(job.partition, status);
-            m::partition_status(job.partition, &status);
         }
         self.outputs.clear();
         m::batch_written(started.elapsed(), self.config.batch_interval);

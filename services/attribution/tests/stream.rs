@@ -2,7 +2,8 @@
 //! and the in-process log and SQLite (every scenario runs on both). Whatever happens to
 //! the workers (kills at random points, a second worker joining, late plays, backlogs
 //! with hours of disorder), the stored counts equal a reference computed directly from
-//! the DESIGN §3 definitions.
+//! the DESIGN §3 definitions. Two regions with mirrored topics run on two brokers of
+//! their own (`regions`).
 
 // Scenario files live beside this root; one test binary links librdkafka once.
 #[path = "stream/backlog.rs"]
@@ -15,5 +16,7 @@ mod lateness;
 mod outcomes;
 #[path = "stream/recovery.rs"]
 mod recovery;
+#[path = "stream/regions.rs"]
+mod regions;
 #[path = "stream/workload.rs"]
 mod workload;

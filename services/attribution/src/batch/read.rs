@@ -7,12 +7,15 @@ use nearline_eventlog::{EventLog, TopicPartition};
 
 use super::Range;
 use crate::join::{Input, JoinConfig, Source};
+use crate::topics::SourceTopic;
 use crate::topics::Topics;
 use crate::wire;
 use crate::{Error, Result};
 
-/// Reads every record of the impressions and plays topics that exists when the call
-/// starts, keeping the inputs `range` needs. `progress(read, total)` is called as records
+/// Reads every record of the impressions and plays topics, the mirrored regions'
+/// included, that exists when the call starts, keeping the inputs `range` needs. The
+/// inputs are the union of all sources, as one local input: a batch sorts them by
+/// event time, so no source's watermark is needed to judge lateness. `progress(read, total)` is called as records
 /// arrive. Undecodable records are skipped and counted in the second return value.
 pub async fn from_log(
     log: &dyn EventLog,
@@ -25,8 +28,8 @@ pub async fn from_log(
     // Where each partition ends now; records published later belong to the stream.
     let mut ends: HashMap<TopicPartition, (Source, i64)> = HashMap::new();
     let mut total = 0u64;
-    for (topic, source) in [(&topics.impressions, Source::Impressions), (&topics.plays, Source::Plays)] {
-        for partition in 0..log.partition_count(topic).await? {
+    for SourceTopic { name: topic, kind: source, .. } in topics.sources() {
+        for partition in 0..log.partition_count(&topic).await? {
             let tp = TopicPartition::new(topic.clone(), partition);
             let (low, high) = log.watermarks(&tp).await?;
             if high > low {

@@ -1,4 +1,5 @@
-//! The join's input: compact domain events, each tagged with its source offset.
+//! The join's input: compact domain events, each tagged with where it was read (its
+//! origin and offset).
 
 use std::mem::size_of;
 use std::sync::Arc;
@@ -147,16 +148,49 @@ impl Event {
     }
 }
 
-/// One input to the join: an event and its offset in its source.
+/// One input to the join: an event, the origin it was read from and its offset there.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Input {
-    /// Offset of the record in its source (the impressions or the plays topic partition).
+    /// Which copy of the topics the record was read from; with the event's kind it
+    /// names the source (topic partition).
+    pub origin: Origin,
+    /// Offset of the record in its source (the impressions or the plays topic partition
+    /// of its origin).
     pub offset: i64,
     /// The event.
     pub event: Event,
 }
 
-/// The two sources a join state consumes; offsets are per source.
+impl Input {
+    /// An input read from the local topics.
+    pub fn local(offset: i64, event: Event) -> Self {
+        Self { origin: Origin::LOCAL, offset, event }
+    }
+
+    /// The source it was read from.
+    pub fn source(&self) -> (Origin, Source) {
+        (self.origin, self.event.source())
+    }
+}
+
+/// Which copy of the impressions and plays topics an input was read from: the local
+/// topics ([`Origin::LOCAL`]), or the mirror of another region's (`Origin(1)` for the
+/// first mirrored region, and so on). Each origin's topics are sources of their own,
+/// each with its own watermark (see the `join` module docs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Origin(pub u16);
+
+impl Origin {
+    /// The local topics; the only origin of a single-region deployment.
+    pub const LOCAL: Origin = Origin(0);
+
+    /// Position in per-origin tables.
+    pub(crate) fn index(self) -> usize {
+        usize::from(self.0)
+    }
+}
+
+/// The two kinds of source (topics) a join state consumes; offsets are per source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Source {
     /// `nearline.impressions.v1`.
@@ -231,5 +265,22 @@ impl Watermarks {
     /// The smaller of the two watermarks; `None` until both sources have one.
     pub fn min_of_both(&self) -> Option<i64> {
         Some(self.impressions?.min(self.plays?))
+    }
+
+    /// Per kind, the smallest watermark over `all` (`None` when some origin has none
+    /// for that kind yet, or `all` is empty): how far every source of the kind has come.
+    pub fn min_over(all: &[Watermarks]) -> Watermarks {
+        fn min(values: impl Iterator<Item = Option<i64>>) -> Option<i64> {
+            let mut min: Option<i64> = None;
+            for value in values {
+                let value = value?;
+                min = Some(min.map_or(value, |m| m.min(value)));
+            }
+            min
+        }
+        Watermarks {
+            impressions: min(all.iter().map(|w| w.impressions)),
+            plays: min(all.iter().map(|w| w.plays)),
+        }
     }
 }

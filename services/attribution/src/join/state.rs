@@ -7,7 +7,7 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 use std::hash::BuildHasher;
 
 use super::config::JoinConfig;
-use super::event::{Impression, Input, Play, Source, SourceOffsets, Watermarks};
+use super::event::{Impression, Input, Origin, Play, Source, SourceOffsets, Watermarks};
 use super::intern::{Interner, TextArena};
 use super::outcomes::{OutcomeTimers, PendingOutcome};
 use super::output::{
@@ -41,18 +41,29 @@ pub struct JoinStats {
     pub unattributed: u64,
 }
 
-/// Join state of one partition (both co-partitioned sources); see the module docs.
+/// Where a resumed state's origin stood at the commit it resumes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResumePoint {
+    /// Offsets committed per source: inputs below them are replayed.
+    pub committed: SourceOffsets,
+    /// Watermarks saved with them: later inputs are judged against at least these.
+    pub watermarks: Watermarks,
+}
+
+/// Join state of one partition (its co-partitioned sources); see the module docs.
 #[derive(Debug)]
 pub struct JoinState {
     config: JoinConfig,
-    /// Largest event time seen per source: what expiry and outcome timers follow.
-    watermarks: Watermarks,
-    /// Watermarks saved at the last commit before a restart. A replay rebuilds
-    /// `watermarks` from the retained suffix only, which may be lower; lateness is still
-    /// judged against what the uninterrupted run had seen.
-    judged_from: Watermarks,
+    /// Largest event time seen per source, by origin: the own-source watermarks that
+    /// lateness is judged on. Expiry and outcome timers follow their minimum per kind.
+    watermarks: Vec<Watermarks>,
+    /// Per origin, the watermarks saved at the last commit before a restart. A replay
+    /// rebuilds `watermarks` from the retained suffix only, which may be lower; lateness
+    /// is still judged against what the uninterrupted run had seen.
+    judged_from: Vec<Watermarks>,
     finished: bool,
-    resume: SourceOffsets,
+    /// Per origin, the committed offsets below which inputs are a replay.
+    resume: Vec<SourceOffsets>,
     slab: Slab,
     /// Join key -> first record of the key's chain; keys live in the records.
     index: HashTable<u32>,
@@ -60,43 +71,64 @@ pub struct JoinState {
     cell_dims: Interner<CellDims>,
     play_dims: Interner<PlayDims>,
     texts: TextArena,
-    /// Impressions by deadline, passed when *both* watermarks pass it (module docs).
+    /// Impressions by deadline, passed when *both* kinds' watermarks (of every origin)
+    /// pass it (module docs).
     impression_wheel: Wheel,
-    /// Plays by deadline, passed when the impressions watermark passes it.
+    /// Plays by deadline, passed when every impressions watermark passes it.
     play_wheel: Wheel,
     outcomes: OutcomeTimers,
     stats: JoinStats,
 }
 
 impl JoinState {
-    /// An empty state.
+    /// An empty state over the local topics only.
     pub fn new(config: JoinConfig) -> Result<Self> {
-        Self::resume(config, SourceOffsets::default(), Watermarks::default())
+        Self::with_origins(config, 1)
     }
 
-    /// An empty state that will be fed a replay: inputs whose offset is below `committed`
-    /// for their source rebuild state but emit nothing and are never too late; later
-    /// inputs are judged against at least `watermarks` (as saved with `committed`).
+    /// An empty state over `origins` copies of the topics (the local ones and the
+    /// mirrored regions'), fed inputs with `origin < origins`.
+    pub fn with_origins(config: JoinConfig, origins: usize) -> Result<Self> {
+        Self::resume_origins(config, &vec![ResumePoint::default(); origins])
+    }
+
+    /// An empty state over the local topics that will be fed a replay: inputs whose
+    /// offset is below `committed` for their source rebuild state but emit nothing and
+    /// are never too late; later inputs are judged against at least `watermarks` (as
+    /// saved with `committed`).
     ///
     /// Feed every input from [`Self::oldest_needed_offsets`] (as saved at the commit) up
     /// to `committed`, of both sources in any interleaving, before any input at or after
     /// `committed`.
     pub fn resume(config: JoinConfig, committed: SourceOffsets, watermarks: Watermarks) -> Result<Self> {
+        Self::resume_origins(config, &[ResumePoint { committed, watermarks }])
+    }
+
+    /// [`Self::resume`] over several origins, one resume point each (origin `i` at
+    /// `points[i]`); the replay interleaves every source of every origin in any way.
+    pub fn resume_origins(config: JoinConfig, points: &[ResumePoint]) -> Result<Self> {
         config.validate()?;
+        let origins = points.len();
+        if origins == 0 || origins > usize::from(u16::MAX) {
+            return Err(crate::Error::InvalidConfig {
+                field: "origins",
+                reason: format!("a join reads 1 to {} origins, not {origins}", u16::MAX),
+            });
+        }
         Ok(Self {
             config,
-            watermarks: Watermarks::default(),
-            judged_from: watermarks,
+            watermarks: vec![Watermarks::default(); origins],
+            judged_from: points.iter().map(|p| p.watermarks).collect(),
             finished: false,
-            resume: committed,
+            resume: points.iter().map(|p| p.committed).collect(),
             slab: Slab::new(),
             index: HashTable::new(),
             hasher: DefaultHashBuilder::default(),
             cell_dims: Interner::new(),
             play_dims: Interner::new(),
             texts: TextArena::new(),
-            impression_wheel: Wheel::new(config.expiry_granularity_ms),
-            play_wheel: Wheel::new(config.expiry_granularity_ms),
+            impression_wheel: Wheel::new(config.expiry_granularity_ms, origins),
+            play_wheel: Wheel::new(config.expiry_granularity_ms, origins),
             outcomes: OutcomeTimers::default(),
             stats: JoinStats::default(),
         })
@@ -107,10 +139,26 @@ impl JoinState {
         &self.config
     }
 
-    /// Largest event time seen per source, counting the watermarks a resumed state was
-    /// given: what the next input of each source is judged against.
-    pub fn watermarks(&self) -> Watermarks {
-        self.watermarks.max(self.judged_from)
+    /// How many origins the state reads.
+    pub fn origins(&self) -> usize {
+        self.watermarks.len()
+    }
+
+    /// Largest event time seen per source of `origin`, counting the watermarks a resumed
+    /// state was given: what the next input of each of its sources is judged against.
+    ///
+    /// # Panics
+    /// If `origin` is not below [`Self::origins`].
+    pub fn watermarks(&self, origin: Origin) -> Watermarks {
+        self.watermarks[origin.index()].max(self.judged_from[origin.index()])
+    }
+
+    /// Per kind, the smallest watermark over every origin (counting those a resumed
+    /// state was given): how far every source of the kind has come.
+    pub fn min_watermarks(&self) -> Watermarks {
+        let all: Vec<Watermarks> =
+            self.watermarks.iter().zip(&self.judged_from).map(|(seen, saved)| seen.max(*saved)).collect();
+        Watermarks::min_over(&all)
     }
 
     /// Counters since creation.
@@ -136,12 +184,13 @@ impl JoinState {
             + size_of::<Self>()
     }
 
-    /// Per source, the smallest offset of an input whose event is still retained: where
-    /// a replay must start to rebuild this state (DESIGN §4). `None`: nothing retained.
-    pub fn oldest_needed_offsets(&self) -> SourceOffsets {
+    /// Per source of `origin`, the smallest offset of an input whose event is still
+    /// retained: where a replay must start to rebuild this state (DESIGN §4). `None`:
+    /// nothing retained.
+    pub fn oldest_needed_offsets(&self, origin: Origin) -> SourceOffsets {
         SourceOffsets {
-            impressions: self.impression_wheel.min_offset(Source::Impressions),
-            plays: self.play_wheel.min_offset(Source::Plays),
+            impressions: self.impression_wheel.min_offset(origin),
+            plays: self.play_wheel.min_offset(origin),
         }
     }
 
@@ -193,9 +242,11 @@ impl JoinState {
 
     fn process(&mut self, input: &Input, key: Option<Key>, out: &mut Outputs) {
         self.stats.inputs += 1;
-        let source = input.event.source();
+        let (origin, source) = input.source();
+        let o = origin.index();
+        assert!(o < self.origins(), "an input of origin {o} fed to a join over {} origin(s)", self.origins());
         let t = input.event.event_time_ms();
-        let replay = self.resume.get(source).is_some_and(|c| input.offset < c);
+        let replay = self.resume[o].get(source).is_some_and(|c| input.offset < c);
         if replay {
             self.stats.replayed += 1;
         }
@@ -204,17 +255,17 @@ impl JoinState {
             self.report_late(input, LateReason::AfterFinish, out);
             return;
         }
-        // Judged against its own source's watermark only. A replayed input was judged
-        // when it first arrived and is not judged again.
+        // Judged against its own source's watermark only (its kind, its origin). A
+        // replayed input was judged when it first arrived and is not judged again.
         if !replay
-            && let Some(wm) = self.watermarks().get(source)
+            && let Some(wm) = self.watermarks(origin).get(source)
             && t < wm.saturating_sub(self.config.allowed_lateness_ms)
         {
             self.report_late(input, LateReason::BeyondAllowedLateness, out);
             return;
         }
         // Advancing first is safe: nothing dropped by reaching `t` can join an event at `t`.
-        if self.watermarks.raise(source, t) {
+        if self.watermarks[o].raise(source, t) {
             self.advance(false, emit, out);
         }
         let key = match key {
@@ -225,8 +276,10 @@ impl JoinState {
             }
         };
         match &input.event {
-            super::Event::Impression(imp) => self.impression_with_key(imp, key, input.offset, emit, out),
-            super::Event::Play(play) => self.play_with_key(play, key, input.offset, emit, out),
+            super::Event::Impression(imp) => {
+                self.impression_with_key(imp, key, origin, input.offset, emit, out)
+            }
+            super::Event::Play(play) => self.play_with_key(play, key, origin, input.offset, emit, out),
         }
         if key.text {
             self.texts.release_if_unused(key.rid[0] as u32);
@@ -238,15 +291,16 @@ impl JoinState {
         out.late.push(Late {
             input: input.clone(),
             reason,
-            watermark_ms: self.watermarks().get(input.event.source()).unwrap_or(i64::MIN),
+            watermark_ms: self.watermarks(input.origin).get(input.event.source()).unwrap_or(i64::MIN),
         });
     }
 
-    /// Fires the outcome timers the plays watermark passed and drops the state whose
-    /// waiting is over: plays on the impressions watermark, impressions on both (see
-    /// the module docs). With `finish`, everything.
+    /// Fires the outcome timers the plays watermarks passed and drops the state whose
+    /// waiting is over: plays on the impressions watermarks, impressions on both kinds'
+    /// (see the module docs). Each kind waits for the smallest watermark over its
+    /// origins: a pair can cross origins. With `finish`, everything.
     fn advance(&mut self, finish: bool, emit: bool, out: &mut Outputs) {
-        let wm = self.watermarks;
+        let wm = self.progressed();
         // How far a waiting side may go: `None` for nowhere (its watermark has no value
         // yet), `Some(None)` for past every deadline (finish), else below the watermark.
         let reach = |wm: Option<i64>| if finish { Some(None) } else { wm.map(Some) };
@@ -271,6 +325,15 @@ impl JoinState {
                     self.settle_outcome(*pending, None, emit, out);
                 }
             }
+        }
+    }
+
+    /// Per kind, the smallest watermark this run has reached over every origin (`None`
+    /// while some origin has shown nothing of the kind).
+    fn progressed(&self) -> Watermarks {
+        match self.watermarks.as_slice() {
+            [only] => *only,
+            all => Watermarks::min_over(all),
         }
     }
 
@@ -384,12 +447,13 @@ impl JoinState {
         head: u32,
         mut record: Record,
         deadline: i64,
+        origin: Origin,
         offset: i64,
     ) -> Option<u32> {
         record.next = head;
         let source = if record.is_play() { Source::Plays } else { Source::Impressions };
         let idx = self.slab.alloc(record);
-        if !self.wheel_mut(source).insert(deadline, idx, source, offset) {
+        if !self.wheel_mut(source).insert(deadline, idx, origin, offset) {
             self.slab.free(idx);
             return None;
         }
@@ -413,6 +477,7 @@ impl JoinState {
         &mut self,
         imp: &Impression,
         key: Key,
+        origin: Origin,
         offset: i64,
         emit: bool,
         out: &mut Outputs,
@@ -423,9 +488,10 @@ impl JoinState {
         let dims = self.cell_dims.intern((&imp.country, &imp.device, &imp.canvas));
         let hash = self.hasher.hash_one(key);
         let head = self.head(hash, &key);
-        // A play rewards this impression's outcome only if it arrived before the plays
-        // watermark passed the outcome's deadline: what a timer started now would have
-        // seen, so the outcome does not depend on when this impression is read.
+        // A play rewards this impression's outcome only if it arrived before its own
+        // source's plays watermark passed the outcome's deadline: what a timer started
+        // now would have seen, so the outcome does not depend on when this impression is
+        // read, nor on how the sources are interleaved.
         let outcome_deadline = t.saturating_add(cfg.reward_window_ms).saturating_add(cfg.reward_grace_ms);
 
         let mut cell_seen = false;
@@ -490,14 +556,15 @@ impl JoinState {
             flags: if key.text { RID_TEXT } else { 0 } | if matched { MATCHED } else { 0 },
         };
         let deadline = t.saturating_add(cfg.impression_retention_ms());
-        let Some(idx) = self.retain(hash, head, record, deadline, offset) else {
+        let Some(idx) = self.retain(hash, head, record, deadline, origin, offset) else {
             return;
         };
 
         let Some(explore) = imp.explore.as_ref().filter(|_| !outcome_owned) else {
             return;
         };
-        let plays_wm = self.watermarks.plays.unwrap_or(i64::MIN);
+        // Past the deadline on every plays source: no play still to come can reward it.
+        let plays_wm = self.progressed().plays.unwrap_or(i64::MIN);
         if reward_play.is_some() || outcome_deadline < plays_wm {
             self.slab.get_mut(idx).flags |= OUTCOME_DONE;
             if emit {
@@ -529,9 +596,19 @@ impl JoinState {
         r.outcome = slot;
     }
 
-    fn play_with_key(&mut self, play: &Play, key: Key, offset: i64, emit: bool, out: &mut Outputs) {
+    fn play_with_key(
+        &mut self,
+        play: &Play,
+        key: Key,
+        origin: Origin,
+        offset: i64,
+        emit: bool,
+        out: &mut Outputs,
+    ) {
         let cfg = self.config;
         let t = play.event_time_ms;
+        // The play's own source's watermark, itself included (raised before this call).
+        let arrived_at = self.watermarks[origin.index()].plays.unwrap_or(t);
         let dims = self.play_dims.intern((&play.country, &play.device));
         let hash = self.hasher.hash_one(key);
         let head = self.head(hash, &key);
@@ -564,8 +641,13 @@ impl JoinState {
                     }
                     self.slab.get_mut(i).flags |= MATCHED;
                 }
+                // A timer still running only says that *some* plays source is not past the
+                // deadline; the play rewards if its own source was not (module docs).
+                let outcome_deadline =
+                    r.time_ms.saturating_add(cfg.reward_window_ms).saturating_add(cfg.reward_grace_ms);
                 if r.is(OUTCOME_PENDING)
                     && cfg.rewards(r.time_ms, t)
+                    && arrived_at <= outcome_deadline
                     && let Some(pending) = self.outcomes.take(r.outcome)
                 {
                     self.settle_outcome(*pending, Some(t), emit, out);
@@ -574,7 +656,6 @@ impl JoinState {
             i = r.next;
         }
 
-        let arrived_at = self.watermarks.plays.unwrap_or(t);
         let record = Record {
             rid: key.rid,
             video_id: play.video_id,
@@ -588,7 +669,7 @@ impl JoinState {
         // The impressions watermark may already be past the play's deadline (the plays
         // topic is read behind the impressions topic): then no impression still to come
         // can claim it, so it settles at once, as if it had been retained and expired.
-        if self.retain(hash, head, record, deadline, offset).is_none() && !attributed {
+        if self.retain(hash, head, record, deadline, origin, offset).is_none() && !attributed {
             self.settle_unattributed(&key, play.video_id, t, dims, emit, out);
         }
     }

@@ -1,8 +1,10 @@
 //! Tests of the join core: one per rule and boundary (`rules`), and property tests
-//! against a reference written directly from DESIGN §3 (`props`, `reference`).
+//! against a reference written directly from DESIGN §3 (`props`, `reference`), also
+//! with the input split over regions whose topics are mirrored (`regions`).
 
 mod props;
 mod reference;
+mod regions;
 mod rules;
 
 use std::collections::BTreeSet;
@@ -84,7 +86,7 @@ impl Run {
         };
         let offset = self.next_offset[slot];
         self.next_offset[slot] += 1;
-        Input { offset, event }
+        Input::local(offset, event)
     }
 
     /// Feeds events, one batch.

@@ -5,19 +5,21 @@
 use std::collections::VecDeque;
 use std::mem::size_of;
 
-use super::event::Source;
+use super::event::Origin;
 
 #[derive(Debug)]
 struct Bucket {
     records: Vec<u32>,
-    /// Smallest source offset of a record in this bucket, per source (`i64::MAX`: none).
-    min_offset: [i64; 2],
+    /// Smallest source offset of a record in this bucket, per origin (`i64::MAX`: none).
+    /// A wheel holds records of one kind, so the origin names the source.
+    min_offset: Vec<i64>,
 }
 
 /// Buckets of `granularity` ms of deadline, contiguous from `base`.
 #[derive(Debug)]
 pub(crate) struct Wheel {
     granularity: i64,
+    origins: usize,
     /// Bucket number of `buckets[0]`.
     base: i64,
     buckets: VecDeque<Bucket>,
@@ -26,25 +28,26 @@ pub(crate) struct Wheel {
     spare: Vec<Vec<u32>>,
 }
 
-fn slot(source: Source) -> usize {
-    match source {
-        Source::Impressions => 0,
-        Source::Plays => 1,
-    }
-}
-
 impl Wheel {
-    pub(crate) fn new(granularity: i64) -> Self {
-        Self { granularity, base: 0, buckets: VecDeque::new(), expired_below: i64::MIN, spare: Vec::new() }
+    /// A wheel for records read from `origins` origins.
+    pub(crate) fn new(granularity: i64, origins: usize) -> Self {
+        Self {
+            granularity,
+            origins,
+            base: 0,
+            buckets: VecDeque::new(),
+            expired_below: i64::MIN,
+            spare: Vec::new(),
+        }
     }
 
     fn empty_bucket(&mut self) -> Bucket {
-        Bucket { records: self.spare.pop().unwrap_or_default(), min_offset: [i64::MAX; 2] }
+        Bucket { records: self.spare.pop().unwrap_or_default(), min_offset: vec![i64::MAX; self.origins] }
     }
 
     /// Files `record` to be dropped once the watermark passes `deadline`; returns false,
     /// filing nothing, when the watermark already passed its whole bucket.
-    pub(crate) fn insert(&mut self, deadline: i64, record: u32, source: Source, offset: i64) -> bool {
+    pub(crate) fn insert(&mut self, deadline: i64, record: u32, origin: Origin, offset: i64) -> bool {
         let bucket_no = deadline.div_euclid(self.granularity);
         if bucket_no < self.expired_below {
             return false;
@@ -66,7 +69,7 @@ impl Wheel {
         }
         let bucket = &mut self.buckets[pos];
         bucket.records.push(record);
-        let min = &mut bucket.min_offset[slot(source)];
+        let min = &mut bucket.min_offset[origin.index()];
         *min = (*min).min(offset);
         true
     }
@@ -95,14 +98,15 @@ impl Wheel {
         }
     }
 
-    /// Smallest offset of a filed record from `source`.
-    pub(crate) fn min_offset(&self, source: Source) -> Option<i64> {
-        self.buckets.iter().map(|b| b.min_offset[slot(source)]).min().filter(|&m| m != i64::MAX)
+    /// Smallest offset of a filed record from `origin`.
+    pub(crate) fn min_offset(&self, origin: Origin) -> Option<i64> {
+        self.buckets.iter().map(|b| b.min_offset[origin.index()]).min().filter(|&m| m != i64::MAX)
     }
 
     pub(crate) fn approx_bytes(&self) -> usize {
         let filed: usize = self.buckets.iter().map(|b| b.records.capacity()).sum();
         let spare: usize = self.spare.iter().map(Vec::capacity).sum();
-        (filed + spare) * size_of::<u32>() + self.buckets.capacity() * size_of::<Bucket>()
+        (filed + spare) * size_of::<u32>()
+            + self.buckets.capacity() * (size_of::<Bucket>() + self.origins * size_of::<i64>())
     }
 }

@@ -9,7 +9,7 @@ use super::{Facts, PartitionProgress, ProgressKey, progress_rows};
 use crate::join::{CellMember, UnattributedMember};
 
 pub(super) const LOAD_PROGRESS: &str = "SELECT topic, committed_offset, oldest_needed_offset, watermark_ms \
-     FROM partition_progress WHERE consumer_group = $1 AND partition = $2 AND topic IN ($3, $4)";
+     FROM partition_progress WHERE consumer_group = $1 AND partition = $2 AND topic = ANY($3)";
 
 pub(super) const PARTITIONS: &str =
     "SELECT DISTINCT partition FROM partition_progress WHERE consumer_group = $1 ORDER BY partition";

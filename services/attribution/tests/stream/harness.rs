@@ -100,6 +100,7 @@ impl Harness {
             plays: format!("{name}.plays"),
             outcomes: format!("{name}.outcomes"),
             late: format!("{name}.late"),
+            mirrored_regions: Vec::new(),
         };
         let specs: Vec<_> = [&topics.impressions, &topics.plays, &topics.outcomes, &topics.late]
             .into_iter()
@@ -154,51 +155,7 @@ impl Harness {
     }
 
     pub(crate) async fn publish(&mut self, events: &[Ev]) {
-        let records: Vec<OutgoingRecord> = events
-            .iter()
-            .enumerate()
-            .map(|(i, ev)| {
-                let (topic, payload) = match ev {
-                    Ev::Impression { request, video, t, country, device, canvas } => (
-                        &self.topics.impressions,
-                        pb::Impression {
-                            event_id: format!("e{i}"),
-                            request_id: request.clone(),
-                            member_id: "m".into(),
-                            video_id: *video,
-                            canvas: canvas.to_string(),
-                            country: country.to_string(),
-                            device: device.to_string(),
-                            region: "us-east".into(),
-                            event_time_ms: *t,
-                            ..Default::default()
-                        }
-                        .encode_to_vec(),
-                    ),
-                    Ev::Play { request, video, t, country, device } => (
-                        &self.topics.plays,
-                        pb::Play {
-                            event_id: format!("e{i}"),
-                            request_id: request.clone(),
-                            member_id: "m".into(),
-                            video_id: *video,
-                            country: country.to_string(),
-                            device: device.to_string(),
-                            region: "eu-west".into(),
-                            event_time_ms: *t,
-                            watch_seconds: 60,
-                        }
-                        .encode_to_vec(),
-                    ),
-                };
-                OutgoingRecord {
-                    topic: topic.clone(),
-                    key: Bytes::copy_from_slice(ev.request().as_bytes()),
-                    payload: payload.into(),
-                    timestamp_ms: Some(ev.time()),
-                }
-            })
-            .collect();
+        let records = events.iter().enumerate().map(|(i, ev)| event_record(&self.topics, i, ev)).collect();
         self.publish_records(records).await;
     }
 
@@ -240,9 +197,7 @@ impl Harness {
     /// Records whose effects are stored, over both topics.
     pub(crate) async fn stored_offsets(&self) -> i64 {
         let all = self.store.load_all().await.expect("progress");
-        all.iter()
-            .map(|p| p.impressions.map_or(0, |s| s.committed) + p.plays.map_or(0, |s| s.committed))
-            .sum()
+        all.iter().map(|p| p.committed_total()).sum()
     }
 
     /// Records on the late topic, over all partitions.
@@ -318,6 +273,49 @@ impl Harness {
             .collect();
         assert!(differing.is_empty(), "{} cells differ:\n{}", differing.len(), differing.join("\n"));
         assert_eq!(actual.unattributed, expected.unattributed, "unattributed counts");
+    }
+}
+
+/// The record ingest would publish for `ev` (the `i`-th of its batch) on `topics`.
+pub(crate) fn event_record(topics: &Topics, i: usize, ev: &Ev) -> OutgoingRecord {
+    let (topic, payload) = match ev {
+        Ev::Impression { request, video, t, country, device, canvas } => (
+            &topics.impressions,
+            pb::Impression {
+                event_id: format!("e{i}"),
+                request_id: request.clone(),
+                member_id: "m".into(),
+                video_id: *video,
+                canvas: canvas.to_string(),
+                country: country.to_string(),
+                device: device.to_string(),
+                region: "us-east".into(),
+                event_time_ms: *t,
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        ),
+        Ev::Play { request, video, t, country, device } => (
+            &topics.plays,
+            pb::Play {
+                event_id: format!("e{i}"),
+                request_id: request.clone(),
+                member_id: "m".into(),
+                video_id: *video,
+                country: country.to_string(),
+                device: device.to_string(),
+                region: "eu-west".into(),
+                event_time_ms: *t,
+                watch_seconds: 60,
+            }
+            .encode_to_vec(),
+        ),
+    };
+    OutgoingRecord {
+        topic: topic.clone(),
+        key: Bytes::copy_from_slice(ev.request().as_bytes()),
+        payload: payload.into(),
+        timestamp_ms: Some(ev.time()),
     }
 }
 

@@ -67,6 +67,12 @@ async fn killed_workers_still_give_exact_counts(backend: Backend) {
         assert_eq!(partition.watermark_ms, T0 + 15 * HOUR, "partition {} watermark", partition.partition);
         assert_eq!(partition.impressions_watermark_ms, Some(T0 + 15 * HOUR));
         assert_eq!(partition.plays_watermark_ms, Some(T0 + 15 * HOUR));
+        let kinds: Vec<_> = partition.sources.iter().map(|s| (s.kind.as_str(), s.region.as_str())).collect();
+        assert_eq!(kinds, [("impressions", ""), ("plays", "")], "the local topics are the only sources");
+        for source in &partition.sources {
+            assert_eq!(source.watermark_ms, Some(T0 + 15 * HOUR), "{}", source.topic);
+            assert_eq!((source.watermark_lag_ms, source.lag), (Some(0), 0), "{}", source.topic);
+        }
     }
     let complete_until = T0 + 15 * HOUR - harness.config.join.allowed_lateness_ms;
     assert_eq!(progress.complete_until_ms, Some(complete_until));

@@ -77,6 +77,13 @@ pub struct KafkaConfig {
     /// by default on Kafka).
     #[serde(with = "humantime_serde")]
     pub session_timeout: Duration,
+    /// Other regions whose impressions and plays topics are mirrored into this cluster,
+    /// named as Kafka MirrorMaker 2's `DefaultReplicationPolicy` names them:
+    /// `<region>.<topic>` (`eu-west.nearline.plays.v1`), with the local topics' partition
+    /// count. Attribution joins them with the local topics, so a pair whose impression
+    /// and play were logged in different regions counts once. Empty (the default): one
+    /// region.
+    pub mirrored_regions: Vec<String>,
 }
 
 impl Default for KafkaConfig {
@@ -88,7 +95,29 @@ impl Default for KafkaConfig {
             replication: 1,
             timeout: Duration::from_secs(10),
             session_timeout: Duration::from_secs(45),
+            mirrored_regions: Vec::new(),
         }
+    }
+}
+
+impl KafkaConfig {
+    /// Why a `kafka.mirrored_regions` entry cannot name a mirrored region, if it cannot.
+    fn region_problem(region: &str) -> Option<String> {
+        if region.is_empty() {
+            return Some("a region name must not be empty".into());
+        }
+        if region.len() > 64 {
+            return Some(format!("region name {region:?} is longer than 64 characters"));
+        }
+        // Kafka topic names allow [a-zA-Z0-9._-]; MirrorMaker 2 separates the region
+        // from the topic with '.', so a '.' in the region would make the name ambiguous.
+        if let Some(c) = region.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
+            return Some(format!(
+                "region name {region:?} contains {c:?}; use letters, digits, '-' and '_' only \
+                 (it prefixes topic names as <region>.<topic>)"
+            ));
+        }
+        None
     }
 }
 
@@ -455,6 +484,13 @@ impl Config {
             "kafka.session_timeout",
             "must be at least 1s",
         );
+        for (n, region) in self.kafka.mirrored_regions.iter().enumerate() {
+            if let Some(reason) = KafkaConfig::region_problem(region) {
+                check(false, "kafka.mirrored_regions", &reason);
+            } else if self.kafka.mirrored_regions[..n].contains(region) {
+                check(false, "kafka.mirrored_regions", &format!("region {region:?} is named twice"));
+            }
+        }
         check(self.embedded.partitions >= 1, "embedded.partitions", "must be at least 1");
         check(!self.embedded.sqlite_path.is_empty(), "embedded.sqlite_path", "must not be empty");
         check(self.embedded.segment_bytes >= 1024, "embedded.segment_bytes", "must be at least 1024");

@@ -14,13 +14,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 
-use super::super::{Event, Input, JoinConfig, JoinState, Outputs, Source, SourceOffsets, Watermarks};
+use super::super::{Event, Input, JoinConfig, JoinState, Origin, Outputs, Source, SourceOffsets, Watermarks};
 use super::reference::{reference, rewarded};
 use super::{Facts, MIN, impression, play_event};
 
-const STEP: i64 = 10_000;
+pub(super) const STEP: i64 = 10_000;
 
-fn small_config() -> JoinConfig {
+pub(super) fn small_config() -> JoinConfig {
     JoinConfig {
         epoch_len_ms: 10 * MIN,
         // A wide skew relative to the window makes the replay corner cases common.
@@ -34,20 +34,20 @@ fn small_config() -> JoinConfig {
 }
 
 /// Lateness in steps: arrival jitter up to this keeps every input in bounds.
-const LATENESS_STEPS: i64 = 8 * MIN / STEP;
+pub(super) const LATENESS_STEPS: i64 = 8 * MIN / STEP;
 
 /// A generated event: few request ids and titles so that keys collide.
 #[derive(Debug, Clone, Copy)]
-struct Spec {
-    play: bool,
+pub(super) struct Spec {
+    pub(super) play: bool,
     rid: u8,
     video: u8,
-    step: i64,
+    pub(super) step: i64,
     dims: u8,
 }
 
 impl Spec {
-    fn event(self) -> Event {
+    pub(super) fn event(self) -> Event {
         // Mostly canonical UUIDs (stored as bits), some free text (interned).
         let rid = if self.rid < 4 {
             format!("00000000-0000-4000-8000-{:012x}", self.rid)
@@ -77,7 +77,7 @@ impl Spec {
     }
 }
 
-fn spec(max_step: i64) -> impl Strategy<Value = Spec> {
+pub(super) fn spec(max_step: i64) -> impl Strategy<Value = Spec> {
     (any::<bool>(), 0u8..6, 0u8..2, 0..=max_step, 0u8..8).prop_map(|(play, rid, video, step, dims)| Spec {
         play,
         rid,
@@ -154,13 +154,13 @@ fn with_offsets(events: &[Event]) -> Vec<Input> {
         .map(|event| {
             let slot = usize::from(matches!(event, Event::Play(_)));
             next[slot] += 1;
-            Input { offset: next[slot] - 1, event: event.clone() }
+            Input::local(next[slot] - 1, event.clone())
         })
         .collect()
 }
 
 /// Feeds `inputs` in batches of the given sizes (cycled).
-fn feed(state: &mut JoinState, inputs: &[Input], cuts: &[usize], out: &mut Outputs) {
+pub(super) fn feed(state: &mut JoinState, inputs: &[Input], cuts: &[usize], out: &mut Outputs) {
     let mut rest = inputs;
     let mut sizes = cuts.iter().cycle();
     while !rest.is_empty() {
@@ -180,7 +180,7 @@ fn run_all(inputs: &[Input], cuts: &[usize]) -> (Outputs, Facts) {
     (out, facts)
 }
 
-fn facts(out: &Outputs) -> Facts {
+pub(super) fn facts(out: &Outputs) -> Facts {
     let mut f = Facts::default();
     f.absorb(out);
     f
@@ -190,7 +190,7 @@ fn events_of(inputs: &[Input]) -> Vec<Event> {
     inputs.iter().map(|i| i.event.clone()).collect()
 }
 
-fn cuts() -> impl Strategy<Value = Vec<usize>> {
+pub(super) fn cuts() -> impl Strategy<Value = Vec<usize>> {
     prop::collection::vec(1usize..8, 1..5)
 }
 
@@ -200,7 +200,7 @@ fn late_set(out: &Outputs) -> BTreeSet<(Source, i64)> {
 }
 
 /// Each explored key's outcome as (owner impression time, played).
-fn outcome_view(out: &Outputs) -> BTreeMap<(String, i64), (i64, bool)> {
+pub(super) fn outcome_view(out: &Outputs) -> BTreeMap<(String, i64), (i64, bool)> {
     out.outcomes
         .iter()
         .map(|o| ((o.request_id.to_string(), o.cell.video_id), (o.impression_time_ms, o.played)))
@@ -319,8 +319,8 @@ proptest! {
             }
             // "Commit" at `crash`, then lose the state.
             let committed = next_offsets(&inputs[..crash]);
-            let needed = state.oldest_needed_offsets();
-            let watermarks: Watermarks = state.watermarks();
+            let needed = state.oldest_needed_offsets(Origin::LOCAL);
+            let watermarks: Watermarks = state.watermarks(Origin::LOCAL);
             let start = |source| {
                 let from = needed.get(source).or(committed.get(source)).unwrap_or(0);
                 (from - rewind).max(0)

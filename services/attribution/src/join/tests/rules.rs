@@ -1,7 +1,8 @@
 //! One test per rule and boundary of DESIGN §3, with the default configuration.
 
 use super::super::{
-    Event, Impression, Input, JoinConfig, JoinState, LateReason, RequestId, Source, SourceOffsets, Watermarks,
+    Event, Impression, Input, JoinConfig, JoinState, LateReason, Origin, RequestId, Source, SourceOffsets,
+    Watermarks,
 };
 use super::{MIN, Run, config, explored_imp, imp, impression, play, play_event};
 
@@ -370,16 +371,19 @@ fn finish_settles_everything_and_later_input_is_late() {
 fn oldest_needed_offsets_track_retained_inputs() {
     let c = config();
     let mut r = run();
-    assert_eq!(r.state.oldest_needed_offsets(), SourceOffsets::default());
+    assert_eq!(r.state.oldest_needed_offsets(Origin::LOCAL), SourceOffsets::default());
     r.feed([imp(RID, 1, T0), play(RID, 1, T0), imp(RID, 2, T0 + H)]);
-    assert_eq!(r.state.oldest_needed_offsets(), SourceOffsets { impressions: Some(0), plays: Some(0) });
+    assert_eq!(
+        r.state.oldest_needed_offsets(Origin::LOCAL),
+        SourceOffsets { impressions: Some(0), plays: Some(0) }
+    );
     // Past the first impression's and the play's deadlines, not the second impression's.
     let wm = T0 + c.attribution_window_ms + c.skew_ms + c.allowed_lateness_ms + c.expiry_granularity_ms + 1;
     r.feed([imp(RID, 3, wm)]);
-    let needed = r.state.oldest_needed_offsets();
+    let needed = r.state.oldest_needed_offsets(Origin::LOCAL);
     assert_eq!((needed.impressions, needed.plays), (Some(0), None), "no play past the impression yet");
     r.feed([play("other", 3, wm)]);
-    let needed = r.state.oldest_needed_offsets();
+    let needed = r.state.oldest_needed_offsets(Origin::LOCAL);
     assert_eq!((needed.impressions, needed.plays), (Some(1), Some(1)));
     assert_eq!(needed.get(Source::Impressions), Some(1));
 }
@@ -390,7 +394,7 @@ fn replayed_inputs_rebuild_state_silently() {
     let committed = SourceOffsets { impressions: Some(2), plays: Some(1) };
     let mut state = JoinState::resume(c, committed, Watermarks::default()).expect("valid");
     let far = T0 + c.allowed_lateness_ms * 2;
-    let at = |offset, event| Input { offset, event };
+    let at = |offset, event| Input::local(offset, event);
     let replay = [
         at(0, imp(RID, 7, far)),
         // Too late by this watermark, but it was judged on first arrival: replay keeps it.

@@ -64,6 +64,27 @@ fn semantic_problems_are_reported_after_types() {
 }
 
 #[test]
+fn mirrored_regions_are_read_and_checked() {
+    Jail::expect_with(|jail| {
+        jail.create_file("nearline.toml", "[kafka]\nmirrored_regions = [\"eu-west\", \"ap_south\"]\n")?;
+        let config = load(Some(Path::new("nearline.toml"))).expect("valid");
+        assert_eq!(config.kafka.mirrored_regions, ["eu-west", "ap_south"]);
+
+        jail.set_env("NEARLINE__KAFKA__MIRRORED_REGIONS", r#"["eu.west", "", "us-east", "us-east"]"#);
+        let error = load(Some(Path::new("nearline.toml"))).expect_err("invalid regions");
+        let problems: Vec<String> =
+            error.problems.iter().map(|p| format!("{}: {}", p.key, p.reason)).collect();
+        assert_eq!(problems.len(), 3, "{error}");
+        assert!(problems.iter().all(|p| p.starts_with("kafka.mirrored_regions")), "{error}");
+        let text = error.to_string();
+        for expected in ["\"eu.west\" contains '.'", "must not be empty", "\"us-east\" is named twice"] {
+            assert!(text.contains(expected), "{expected:?} not in {text}");
+        }
+        Ok(())
+    });
+}
+
+#[test]
 fn missing_file_is_a_problem() {
     Jail::expect_with(|_| {
         let error = load(Some(Path::new("nope.toml"))).expect_err("missing file");
