@@ -26,6 +26,7 @@ stage graph is well-formed, and the files are what generate.py writes today.
 
 import copy
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -154,6 +155,8 @@ def check_overlay(name, docs, binary):
         if hpa is not None and hpa["spec"]["scaleTargetRef"] != {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs_name}:
             problem(f"{name}: HPA {rs_name}", "must target its ReplicaSet")
 
+    check_mirrors(name, docs, configs)
+
     job = index.get(("Job", "nearline-migrate"))
     if job is None:
         problem(name, "no Job nearline-migrate")
@@ -165,6 +168,52 @@ def check_overlay(name, docs, binary):
         check_container_basics(f"{name}: Job nearline-migrate", pod, container)
         config_of(f"{name}: Job nearline-migrate", pod, container, configs)
     return index
+
+
+MIRRORED_TOPICS = {"nearline.impressions.v1", "nearline.plays.v1"}
+LOCAL_ONLY_TOPICS = {"nearline.outcomes.v1", "nearline.late.v1"}
+
+
+def check_mirrors(name, docs, configs):
+    """KafkaMirrorMaker2 resources agree with the `kafka.mirrored_regions` nearline reads.
+
+    kubernetes-validate has no schema for Strimzi's resources, so this checks what the
+    pairing needs: MirrorMaker writes into this region's cluster (its connectCluster, the
+    region's `ingest.default_region`), mirrors exactly the impressions and plays topics,
+    names the copies `<source>.<topic>` (DefaultReplicationPolicy, separator "."), and its
+    source regions are the configuration's `kafka.mirrored_regions`.
+    """
+    mirrored = {tuple(c.get("kafka", {}).get("mirrored_regions", [])) for c in configs.values() if c}
+    mirror_makers = [d for d in docs if d["kind"] == "KafkaMirrorMaker2"]
+    sources = set()
+    for mm in mirror_makers:
+        where = f"{name}: KafkaMirrorMaker2 {mm['metadata']['name']}"
+        spec = mm["spec"]
+        aliases = {c["alias"] for c in spec.get("clusters", [])}
+        target = spec.get("connectCluster")
+        if target not in aliases:
+            problem(where, f"connectCluster {target!r} is not one of its clusters {sorted(aliases)}")
+        regions = {c.get("ingest", {}).get("default_region") for c in configs.values() if c}
+        if regions != {target}:
+            problem(where, f"writes into {target!r}, but nearline here is region {sorted(map(str, regions))}")
+        for mirror in spec.get("mirrors", []):
+            source = mirror.get("sourceCluster")
+            sources.add(source)
+            if source not in aliases or source == target:
+                problem(where, f"sourceCluster {source!r} must be another of its clusters")
+            if mirror.get("targetCluster") != target:
+                problem(where, f"targetCluster {mirror.get('targetCluster')!r} is not connectCluster {target!r}")
+            pattern = re.compile(mirror.get("topicsPattern", ".*"))
+            matched = {t for t in MIRRORED_TOPICS | LOCAL_ONLY_TOPICS if pattern.fullmatch(t)}
+            if matched != MIRRORED_TOPICS:
+                problem(where, f"topicsPattern mirrors {sorted(matched)}, want exactly {sorted(MIRRORED_TOPICS)}")
+            config = mirror.get("sourceConnector", {}).get("config", {})
+            policy = config.get("replication.policy.class", "org.apache.kafka.connect.mirror.DefaultReplicationPolicy")
+            if not policy.endswith(".DefaultReplicationPolicy") or config.get("replication.policy.separator", ".") != ".":
+                problem(where, "copies must be named <source>.<topic> (DefaultReplicationPolicy, separator '.')")
+    for regions in mirrored:
+        if set(regions) != sources:
+            problem(name, f"kafka.mirrored_regions is {sorted(regions)}, but MirrorMaker 2 brings {sorted(sources)}")
 
 
 def check_container_basics(where, pod, container):

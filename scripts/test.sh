@@ -138,8 +138,9 @@ CARGO_LOCKED=1 bash services/insights/browser-test/run.sh
 step "schemathesis against the ingest and insights OpenAPI documents"
 bash scripts/schemathesis.sh
 
-step "docker-compose config"
+step "docker-compose config (one region, and two with MirrorMaker 2)"
 docker-compose -f docker-compose.yml config -q
+docker-compose -f docker-compose.regions.yml config -q
 
 bash scripts/check-k8s.sh
 
