@@ -84,7 +84,10 @@
 //! the outcome's deadline: once `minP` passes the deadline, every plays source is past
 //! it, so no play still to come could reward, and every play that could has arrived. So
 //! `played` depends on each source's order only, not on the interleaving nor the
-//! batching (timers fire per input). One outcome per (request_id, video_id) while the
+//! batching (timers fire per input). A play that arrives through two sources (logged in
+//! two regions) is one fact, and for outcomes it counts as arriving at the smaller of
+//! its copies' lags: the retained record keeps the minimum and a later copy may still
+//! reward, so which copy comes first does not matter. One outcome per (request_id, video_id) while the
 //! key is retained, owned by the first explored impression of the key to arrive (with
 //! one impressions source, the first in its order; a key's impressions come from one
 //! page, hence one region, in practice); `play_time_ms` is the earliest rewarding play

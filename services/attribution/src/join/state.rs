@@ -618,6 +618,15 @@ impl JoinState {
             let r = self.slab.get(i);
             if r.is_play() && r.time_ms == t && r.dims == dims {
                 self.stats.duplicates += 1;
+                // The same play through another source (logged in two regions) counts
+                // once, but for outcomes it arrived as early as its earliest copy did in
+                // that copy's own source: keep the smallest lag, and let this copy reward
+                // what it may. Both are the same whichever copy comes first.
+                let lag = Record::arrival_lag(t, arrived_at);
+                if lag < r.outcome {
+                    self.slab.get_mut(i).outcome = lag;
+                }
+                self.reward_pending_outcomes(head, t, arrived_at, emit, out);
                 return;
             }
             i = r.next;
@@ -641,20 +650,10 @@ impl JoinState {
                     }
                     self.slab.get_mut(i).flags |= MATCHED;
                 }
-                // A timer still running only says that *some* plays source is not past the
-                // deadline; the play rewards if its own source was not (module docs).
-                let outcome_deadline =
-                    r.time_ms.saturating_add(cfg.reward_window_ms).saturating_add(cfg.reward_grace_ms);
-                if r.is(OUTCOME_PENDING)
-                    && cfg.rewards(r.time_ms, t)
-                    && arrived_at <= outcome_deadline
-                    && let Some(pending) = self.outcomes.take(r.outcome)
-                {
-                    self.settle_outcome(*pending, Some(t), emit, out);
-                }
             }
             i = r.next;
         }
+        self.reward_pending_outcomes(head, t, arrived_at, emit, out);
 
         let record = Record {
             rid: key.rid,
@@ -671,6 +670,29 @@ impl JoinState {
         // can claim it, so it settles at once, as if it had been retained and expired.
         if self.retain(hash, head, record, deadline, origin, offset).is_none() && !attributed {
             self.settle_unattributed(&key, play.video_id, t, dims, emit, out);
+        }
+    }
+
+    /// Settles with a play the pending outcomes of the chain at `head` that a play at
+    /// `t`, arriving at its own source's plays watermark `arrived_at`, rewards.
+    fn reward_pending_outcomes(&mut self, head: u32, t: i64, arrived_at: i64, emit: bool, out: &mut Outputs) {
+        let cfg = self.config;
+        let mut i = head;
+        while i != NIL {
+            let r = *self.slab.get(i);
+            // A timer still running only says that *some* plays source is not past the
+            // deadline; the play rewards if its own source was not (module docs).
+            let outcome_deadline =
+                r.time_ms.saturating_add(cfg.reward_window_ms).saturating_add(cfg.reward_grace_ms);
+            if !r.is_play()
+                && r.is(OUTCOME_PENDING)
+                && cfg.rewards(r.time_ms, t)
+                && arrived_at <= outcome_deadline
+                && let Some(pending) = self.outcomes.take(r.outcome)
+            {
+                self.settle_outcome(*pending, Some(t), emit, out);
+            }
+            i = r.next;
         }
     }
 
