@@ -185,6 +185,18 @@ impl Sums {
         }
     }
 
+    /// [`Sums::add`] without the count, which a resample of `n` draws knows already.
+    #[inline]
+    fn add_drawn(&mut self, t: &Term, accept: u8) {
+        self.wr += t.wr;
+        self.w += t.w;
+        self.dr += t.dr;
+        if t.flags & accept != 0 {
+            self.accepted += 1.0;
+            self.accepted_reward += t.reward();
+        }
+    }
+
     fn value(&self, e: Estimator) -> Option<f64> {
         let ratio = |a: f64, b: f64| (b > 0.0).then(|| a / b);
         match e {
@@ -326,9 +338,22 @@ fn resample(
     let one = |b: usize| -> Sums {
         let mut rng = Rng::new(mix64(bootstrap.seed ^ salt ^ (b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)));
         let mut sums = Sums::default();
-        for _ in 0..terms.len() {
-            sums.add(&terms[rng.below(terms.len())], accept);
+        // Indices drawn a batch ahead, so the batch's random reads are in flight together
+        // (same draws, same order of sums as one at a time).
+        let n = terms.len();
+        let mut batch = [0usize; 16];
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(batch.len());
+            for slot in &mut batch[..k] {
+                *slot = rng.below(n);
+            }
+            for &i in &batch[..k] {
+                sums.add_drawn(&terms[i], accept);
+            }
+            left -= k;
         }
+        sums.n = n as f64;
         sums
     };
     let mut all: Vec<Sums> = vec![Sums::default(); bootstrap.resamples];

@@ -4,11 +4,12 @@
 //! logger rarely did, by a few decisions with large weights, so its sampling
 //! distribution is skewed and its spread grows with its value. The plain percentile
 //! interval keeps the bootstrap's skew but not that dependence, and misses on the high
-//! side: on simulated Thompson logs it left the truth above the interval in 13 of 50
-//! worlds for a UCB1 target, never below. BCa moves the percentiles by the bootstrap's
-//! median bias (`z₀`) and by the acceleration `a`, the skewness of the jackknife
-//! influence values, which is what that dependence is; its coverage error falls as
-//! `1/n` instead of `1/√n`.
+//! side (on simulated Thompson logs it left the truth above the interval in 13 of 50
+//! worlds for a UCB1 target, never below). BCa moves the percentiles by the
+//! bootstrap's median bias (`z₀`) and by the acceleration `a`, the skewness of the
+//! jackknife influence values, which is what that dependence is; its coverage error
+//! falls as `1/n` instead of `1/√n`. It corrects what the sample shows of the skew: a
+//! world whose few heavy-weight plays were never logged looks no different.
 
 /// The interval's level.
 pub const CONFIDENCE: f64 = 0.95;
