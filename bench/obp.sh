@@ -2,14 +2,25 @@
 # nearline evaluate side by side with Open Bandit Pipeline (PyPI `obp`) on the same
 # logged data: simulated billboard outcomes written by nearline-evaluate's
 # `simulate_logs` example, as NDJSON.gz for `nearline evaluate` and as arrays for OBP
-# (the same propensities, rewards, target distribution and out-of-fold reward model).
-# Reports both sides' IPS, SNIPS and DR with 95 % bootstrap intervals, whether they agree
-# within them, and the time each side takes.
+# (per decision: the logged action, its propensity, the reward, the target's
+# distribution and the out-of-fold reward model's predictions over a fixed action space).
+#
+# Two timings, stated for what they are:
+#   1. like for like, the estimators only: nearline's (`estimate_arrays`) and OBP's
+#      (`obp_ope.py`) IPS, SNIPS and DR with their percentile bootstrap intervals, both
+#      handed the same arrays (the same target probabilities and the same reward-model
+#      predictions), array loading excluded on both sides; nearline once on every core
+#      and once pinned to one core (OBP's numpy is single-threaded);
+#   2. nearline end to end, which OBP has no counterpart for: `nearline evaluate` reading
+#      the NDJSON.gz outcomes, training the target along them, fitting the out-of-fold
+#      reward model, estimating and bootstrapping (its phases are printed).
+# Also whether both sides' estimates agree within their intervals, and the truth.
 #
 #   bash bench/obp.sh                    # 1 M logged decisions
 #   N=100000 bash bench/obp.sh           # fewer
 #
-# Environment: N (decisions, 1000000), TARGET ('linucb(alpha=0.5)'), BOOTSTRAP (1000).
+# Environment: N (decisions, 1000000), TARGET ('linucb(alpha=0.5)'), BOOTSTRAP (1000),
+# CARGO_TARGET_DIR (where cargo builds, ./target by default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +29,7 @@ TARGET="${TARGET:-linucb(alpha=0.5)}"
 BOOTSTRAP="${BOOTSTRAP:-1000}"
 OUT="bench/out/obp-$N"
 VENV="bench/.venv"
+BIN="${CARGO_TARGET_DIR:-target}/release"
 
 if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
@@ -34,26 +46,32 @@ fi
 cargo build --release -q -p nearline-evaluate --example simulate_logs --example estimate_arrays -p nearline --bin nearline
 if [ ! -f "$OUT/arrays/meta.json" ]; then
     rm -rf "$OUT"
-    ./target/release/examples/simulate_logs --decisions "$N" --out "$OUT/logs" --obp "$OUT/arrays" --target "$TARGET"
+    "$BIN/examples/simulate_logs" --decisions "$N" --out "$OUT/logs" --obp "$OUT/arrays" --target "$TARGET"
 fi
 TO=$("$VENV/bin/python" -c "import json; print(json.load(open('$OUT/arrays/meta.json'))['to_ms'])")
 
+echo "machine: $(nproc) cores, $(uptime | sed 's/.*load average/load average/')"
+
+# 1. The estimators only, on the same arrays.
+"$BIN/examples/estimate_arrays" "$OUT/arrays" "$BOOTSTRAP" | tee "$OUT/nearline_arrays.txt"
+arrays=$(sed -n 's/^NEARLINE_ARRAYS_SECONDS //p' "$OUT/nearline_arrays.txt")
+taskset -c 0 "$BIN/examples/estimate_arrays" "$OUT/arrays" "$BOOTSTRAP" > "$OUT/nearline_arrays_1core.txt"
+arrays_1=$(sed -n 's/^NEARLINE_ARRAYS_SECONDS //p' "$OUT/nearline_arrays_1core.txt")
+
+# 2. nearline end to end.
 start=$(date +%s.%N)
-./target/release/nearline evaluate --policy "$TARGET" --from 0 --to "$TO" --input "$OUT/logs" \
+"$BIN/nearline" evaluate --policy "$TARGET" --from 0 --to "$TO" --input "$OUT/logs" \
     --estimators ips,snips,dr --bootstrap "$BOOTSTRAP" --format json > "$OUT/nearline.json" 2> "$OUT/nearline.err"
 end=$(date +%s.%N)
 nearline_total=$(echo "$end - $start" | bc)
-nearline_eval=$(sed -n 's/^evaluated in \([0-9.]*\) s$/\1/p' "$OUT/nearline.err")
-
-./target/release/examples/estimate_arrays "$OUT/arrays" "$BOOTSTRAP" | tee "$OUT/nearline_arrays.txt"
-arrays=$(sed -n 's/^NEARLINE_ARRAYS_SECONDS //p' "$OUT/nearline_arrays.txt")
+grep -v '^\s*$' "$OUT/nearline.err" | grep -E '^(read|evaluat|  )' || true
 
 "$VENV/bin/python" bench/obp_ope.py "$OUT/arrays" "$OUT/nearline.json" "$BOOTSTRAP" | tee "$OUT/obp.txt"
 obp=$(sed -n 's/^OBP_SECONDS //p' "$OUT/obp.txt")
 echo
-echo "nearline evaluate, end to end (read $N NDJSON.gz outcomes, train the target along them, fit the reward model, estimate, bootstrap): ${nearline_total} s"
-echo "nearline evaluate, after reading (training, reward model, estimates, bootstrap): ${nearline_eval} s"
-echo "obp (given nearline's target distribution and reward model: estimates and bootstrap only): ${obp} s"
-echo "nearline on OBP's own arrays (the same work as OBP: estimates and bootstrap): ${arrays} s"
-echo "obp / nearline, same work on the same arrays: $(echo "scale=1; $obp / $arrays" | bc)x"
-echo "obp / nearline end to end (nearline also reads, trains the target, fits the reward model): $(echo "scale=1; $obp / $nearline_total" | bc)x"
+echo "like for like (the same arrays: target probabilities, reward-model predictions; IPS, SNIPS, DR + $BOOTSTRAP-resample intervals; loading excluded):"
+echo "  obp:                          ${obp} s"
+echo "  nearline, $(nproc) threads:            ${arrays} s   (obp / nearline $(echo "scale=1; $obp / $arrays" | bc)x)"
+echo "  nearline, pinned to one core: ${arrays_1} s   (obp / nearline $(echo "scale=1; $obp / $arrays_1" | bc)x)"
+echo "nearline evaluate end to end (read $N NDJSON.gz outcomes, train the target along them, reward model, estimates, bootstrap): ${nearline_total} s"
+echo "  (obp has no counterpart: it is handed the target's distribution and the reward model; obp's estimators alone / nearline end to end: $(echo "scale=2; $obp / $nearline_total" | bc)x)"

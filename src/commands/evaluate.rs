@@ -117,12 +117,13 @@ pub(crate) async fn evaluate(args: EvaluateArgs, config: &Config) -> anyhow::Res
         direct_params: settings.params,
     };
 
+    let reading = std::time::Instant::now();
     let logs = read(&args, config).await?;
+    eprintln!("read {} logged decision(s) in {:.2} s", logs.decisions.len(), reading.elapsed().as_secs_f64());
     eprintln!("evaluating {} over {} logged decision(s)", target, logs.decisions.len());
     let started = std::time::Instant::now();
     let report =
-        tokio::task::spawn_blocking(move || nearline_evaluate::evaluate(&logs, &target, &options, |_, _| {}))
-            .await??;
+        tokio::task::spawn_blocking(move || nearline_evaluate::evaluate(&logs, &target, &options)).await??;
     eprintln!("evaluated in {:.2} s", started.elapsed().as_secs_f64());
     match args.format {
         Format::Table => print!("{}", report.table()),

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use nearline_billboard::policy::{Arm, Params, PolicyKind, Split};
 use nearline_billboard::sim::{RunConfig, World, WorldConfig};
 use nearline_evaluate::direct::DirectModel;
-use nearline_evaluate::{Bootstrap, Estimator, LogsBuilder, Options, Range, Training, evaluate, spec};
+use nearline_evaluate::{Bootstrap, Estimator, LogsBuilder, Options, Range, Training, evaluate_with, spec};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args: HashMap<String, String> = HashMap::new();
@@ -82,7 +82,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let n_actions = actions.len();
-    let mut direct = DirectModel::fit(&logs, Params::default());
+    let direct = DirectModel::fit(&logs, Params::default());
     let mut action = BufWriter::new(File::create(obp.join("action.i64"))?);
     let mut pscore = BufWriter::new(File::create(obp.join("pscore.f64"))?);
     let mut reward = BufWriter::new(File::create(obp.join("reward.f64"))?);
@@ -90,7 +90,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut q_hat = BufWriter::new(File::create(obp.join("estimated_rewards.f64"))?);
     let mut rows = 0usize;
     let mut truth = 0.0;
-    let mut io: std::io::Result<()> = Ok(());
     let options = Options {
         estimators: vec![Estimator::Ips],
         bootstrap: Bootstrap { resamples: 0, seed: 0 },
@@ -100,36 +99,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         range: Range { from_ms: i64::MIN, to_ms: i64::MAX },
         direct_params: Params::default(),
     };
-    evaluate(&logs, &target, &options, |i, probs| {
+    // The target's distribution over each decision's candidates (`None`: `logging`).
+    let (_, walked) = evaluate_with(&logs, &target, &options, |i, probs| {
+        let expected = nearline_evaluate::sim::expected_reward(&world, &logs, &logs.decisions[i], probs);
+        (expected, probs.map(<[f64]>::to_vec))
+    })?;
+    let mut pi_row = vec![0.0f64; n_actions];
+    let mut q_row = vec![0.0f64; n_actions];
+    for (i, (expected, probs)) in walked {
         let d = &logs.decisions[i];
-        truth += nearline_evaluate::sim::expected_reward(&world, &logs, d, probs);
-        let candidates = logs.candidates(d);
-        let q = direct.predict(&logs, d);
-        let mut pi_row = vec![0.0f64; n_actions];
-        let mut q_row = vec![0.0f64; n_actions];
-        for (k, arm) in candidates.iter().enumerate() {
+        truth += expected;
+        let q = direct.predict(&logs, i);
+        pi_row.fill(0.0);
+        q_row.fill(0.0);
+        for (k, arm) in logs.candidates(d).iter().enumerate() {
             let a = actions[arm];
-            pi_row[a] = probs.map_or(f64::from(u8::from(k == d.action)), |p| p[k]);
+            pi_row[a] = probs.as_ref().map_or(f64::from(u8::from(k == d.action)), |p| p[k]);
             q_row[a] = q[k];
         }
-        let mut write = || -> std::io::Result<()> {
-            action.write_all(&(actions[&d.arm] as i64).to_le_bytes())?;
-            pscore.write_all(&d.propensity.to_le_bytes())?;
-            reward.write_all(&d.reward.to_le_bytes())?;
-            for x in &pi_row {
-                dist.write_all(&x.to_le_bytes())?;
-            }
-            for x in &q_row {
-                q_hat.write_all(&x.to_le_bytes())?;
-            }
-            Ok(())
-        };
-        if io.is_ok() {
-            io = write();
+        action.write_all(&(actions[&d.arm] as i64).to_le_bytes())?;
+        pscore.write_all(&d.propensity.to_le_bytes())?;
+        reward.write_all(&d.reward.to_le_bytes())?;
+        for x in &pi_row {
+            dist.write_all(&x.to_le_bytes())?;
+        }
+        for x in &q_row {
+            q_hat.write_all(&x.to_le_bytes())?;
         }
         rows += 1;
-    })?;
-    io?;
+    }
     for w in [&mut action as &mut dyn std::io::Write, &mut pscore, &mut reward, &mut dist, &mut q_hat] {
         w.flush()?;
     }

@@ -18,11 +18,13 @@ use crate::record::{Decision, Logs};
 /// Folds of the cross-fitting.
 pub const FOLDS: usize = 5;
 
-/// One model per fold, each fitted without that fold.
+/// One model per fold, each fitted without that fold, and its predictions for every
+/// (fold, candidates, cell) the logs hold: few distinct ones, shared by many decisions.
 #[derive(Debug)]
 pub struct DirectModel {
-    models: Vec<Model>,
-    cache: HashMap<(usize, u32, u32), Arc<[f64]>>,
+    /// Each decision's fold.
+    folds: Vec<u8>,
+    predictions: HashMap<(u8, u32, u32), Arc<[f64]>>,
 }
 
 /// The fold of a decision.
@@ -34,9 +36,9 @@ impl DirectModel {
     /// Fits the fold models on every logged decision.
     pub fn fit(logs: &Logs, params: Params) -> Self {
         let params = Params { discount: Discount::new(0), ..params };
+        let folds: Vec<u8> = logs.decisions.iter().map(|d| fold(d) as u8).collect();
         let mut stats: Vec<Statistics> = (0..FOLDS).map(|_| Statistics::default()).collect();
-        for d in &logs.decisions {
-            let own = fold(d);
+        for (d, &own) in logs.decisions.iter().zip(&folds) {
             let o = Observation {
                 request_id: String::new(),
                 arm: d.arm.clone(),
@@ -45,30 +47,30 @@ impl DirectModel {
                 time_ms: d.time_ms,
             };
             for (k, s) in stats.iter_mut().enumerate() {
-                if k != own {
+                if k != usize::from(own) {
                     s.observe(&o, params.discount);
                 }
             }
         }
         let facts = Arc::new(logs.facts.clone());
-        let models = stats.iter().map(|s| Model::build(params, 0, s, facts.clone())).collect();
-        Self { models, cache: HashMap::new() }
-    }
-
-    /// Predicted take rate of each candidate of `decision`, from the model of the
-    /// other folds.
-    pub fn predict(&mut self, logs: &Logs, decision: &Decision) -> Arc<[f64]> {
-        let k = fold(decision);
-        let models = &self.models;
-        self.cache
-            .entry((k, decision.set, decision.cell))
-            .or_insert_with(|| {
-                models[k]
-                    .linear_predictions(logs.cell(decision), logs.candidates(decision))
+        let models: Vec<Model> = stats.iter().map(|s| Model::build(params, 0, s, facts.clone())).collect();
+        let mut predictions = HashMap::new();
+        for (d, &k) in logs.decisions.iter().zip(&folds) {
+            predictions.entry((k, d.set, d.cell)).or_insert_with(|| {
+                models[usize::from(k)]
+                    .linear_predictions(logs.cell(d), logs.candidates(d))
                     .into_iter()
                     .map(|(mean, _)| mean.clamp(0.0, 1.0))
                     .collect()
-            })
-            .clone()
+            });
+        }
+        Self { folds, predictions }
+    }
+
+    /// Predicted take rate of each candidate of decision `index`, from the model of the
+    /// other folds.
+    pub fn predict(&self, logs: &Logs, index: usize) -> &[f64] {
+        let d = &logs.decisions[index];
+        &self.predictions[&(self.folds[index], d.set, d.cell)]
     }
 }

@@ -13,12 +13,15 @@
 //!   reward. On the uniform-random slice (`c/μ = 1` with a fixed candidate count) this
 //!   is Li et al.'s replay; for a deterministic target it runs on all data.
 //!
-//! Intervals are percentile bootstraps over decisions, each resample seeded by the run's
-//! seed and its own number, so they are the same on any number of threads.
+//! Intervals are BCa bootstraps over decisions ([`crate::interval`]), each resample
+//! seeded by the run's seed and its own number, so they are the same on any number of
+//! threads.
 
 use std::collections::BTreeMap;
 
 use nearline_billboard::policy::rng::{Rng, mix64, stable_hash, unit};
+
+use crate::interval;
 
 /// An estimator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -182,6 +185,18 @@ impl Sums {
         }
     }
 
+    /// [`Sums::add`] without the count, which a resample of `n` draws knows already.
+    #[inline]
+    fn add_drawn(&mut self, t: &Term, accept: u8) {
+        self.wr += t.wr;
+        self.w += t.w;
+        self.dr += t.dr;
+        if t.flags & accept != 0 {
+            self.accepted += 1.0;
+            self.accepted_reward += t.reward();
+        }
+    }
+
     fn value(&self, e: Estimator) -> Option<f64> {
         let ratio = |a: f64, b: f64| (b > 0.0).then(|| a / b);
         match e {
@@ -200,7 +215,7 @@ pub struct Estimate {
     pub estimator: Estimator,
     /// Point estimate, or why there is none.
     pub value: Result<f64, String>,
-    /// 2.5 % and 97.5 % bootstrap percentiles (`None` without bootstrap).
+    /// The 95 % BCa bootstrap interval (`None` without bootstrap).
     pub interval: Option<(f64, f64)>,
     /// Replay only: decisions accepted and eligible.
     pub replay_counts: Option<(u64, u64)>,
@@ -256,7 +271,15 @@ pub fn summarise(
         eligible += u64::from(replay == ReplayData::All || t.flags & UNIFORM_SLICE != 0);
     }
     let n = indices.len();
-    let resampled = resample(terms, indices, estimators, accept, bootstrap, salt);
+    // Resampling draws terms at random: from one contiguous array, not through the
+    // indices (the overall slice is all of them, in order).
+    let slice: std::borrow::Cow<'_, [Term]> =
+        if indices.iter().enumerate().all(|(k, &i)| k == i as usize) && indices.len() == terms.len() {
+            std::borrow::Cow::Borrowed(terms)
+        } else {
+            indices.iter().map(|&i| terms[i as usize]).collect()
+        };
+    let resampled = resample(&slice, estimators, accept, bootstrap, salt);
     let estimates = estimators
         .iter()
         .enumerate()
@@ -278,7 +301,10 @@ pub fn summarise(
             } else {
                 sums.value(e).ok_or_else(|| "undefined".to_string())
             };
-            let interval = resampled.as_ref().and_then(|r| percentiles(&r[k]));
+            let interval = match (&value, &resampled) {
+                (Ok(v), Some(r)) => interval::bca(&r[k], *v, jackknife(&slice, &sums, e, accept)),
+                _ => None,
+            };
             Estimate {
                 estimator: e,
                 interval: if value.is_ok() { interval } else { None },
@@ -300,23 +326,34 @@ pub fn summarise(
 /// Every resample's value of each estimator (`None` without bootstrap).
 fn resample(
     terms: &[Term],
-    indices: &[u32],
     estimators: &[Estimator],
     accept: u8,
     bootstrap: Bootstrap,
     salt: u64,
 ) -> Option<Vec<Vec<f64>>> {
-    if bootstrap.resamples == 0 || indices.is_empty() {
+    if bootstrap.resamples == 0 || terms.is_empty() {
         return None;
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(bootstrap.resamples);
     let one = |b: usize| -> Sums {
         let mut rng = Rng::new(mix64(bootstrap.seed ^ salt ^ (b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)));
         let mut sums = Sums::default();
-        for _ in 0..indices.len() {
-            let i = indices[rng.below(indices.len())];
-            sums.add(&terms[i as usize], accept);
+        // Indices drawn a batch ahead, so the batch's random reads are in flight together
+        // (same draws, same order of sums as one at a time).
+        let n = terms.len();
+        let mut batch = [0usize; 16];
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(batch.len());
+            for slot in &mut batch[..k] {
+                *slot = rng.below(n);
+            }
+            for &i in &batch[..k] {
+                sums.add_drawn(&terms[i], accept);
+            }
+            left -= k;
         }
+        sums.n = n as f64;
         sums
     };
     let mut all: Vec<Sums> = vec![Sums::default(); bootstrap.resamples];
@@ -334,19 +371,27 @@ fn resample(
     Some(estimators.iter().map(|&e| all.iter().filter_map(|s| s.value(e)).collect()).collect())
 }
 
-/// The 2.5 % and 97.5 % percentiles (linear interpolation).
-fn percentiles(values: &[f64]) -> Option<(f64, f64)> {
-    if values.is_empty() {
-        return None;
-    }
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let q = |p: f64| {
-        let x = p * (v.len() - 1) as f64;
-        let (lo, hi) = (x.floor() as usize, x.ceil() as usize);
-        v[lo] + (v[hi] - v[lo]) * (x - lo as f64)
-    };
-    Some((q(0.025), q(0.975)))
+/// The leave-one-out values of estimator `e` over `terms` (whose sums are `sums`), for
+/// the interval's acceleration; a term whose removal leaves the estimate undefined is
+/// skipped.
+fn jackknife<'a>(
+    terms: &'a [Term],
+    sums: &'a Sums,
+    e: Estimator,
+    accept: u8,
+) -> impl Iterator<Item = f64> + Clone + 'a {
+    terms.iter().filter_map(move |t| {
+        let mut without = *sums;
+        without.n -= 1.0;
+        without.wr -= t.wr;
+        without.w -= t.w;
+        without.dr -= t.dr;
+        if t.flags & accept != 0 {
+            without.accepted -= 1.0;
+            without.accepted_reward -= t.reward();
+        }
+        without.value(e)
+    })
 }
 
 /// Groups `count` items into slices by key, in key order.

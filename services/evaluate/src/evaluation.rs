@@ -82,14 +82,21 @@ pub struct Options {
     pub direct_params: Params,
 }
 
-/// Evaluates `target` on `logs`; `visit(index, probabilities)` sees the target's
-/// distribution at each evaluated decision (tests compute the truth from it).
-pub fn evaluate(
+/// Evaluates `target` on `logs`.
+pub fn evaluate(logs: &Logs, target: &Target, options: &Options) -> Result<Report> {
+    evaluate_with(logs, target, options, |_, _| ()).map(|(report, _)| report)
+}
+
+/// Evaluates `target` on `logs`, and returns `visit(index, probabilities)` of each
+/// evaluated decision (in time order, with its index) besides the report: it sees the
+/// target's distribution there (tests compute the truth from it). `visit` runs on the
+/// walk's threads.
+pub fn evaluate_with<V: Send>(
     logs: &Logs,
     target: &Target,
     options: &Options,
-    mut visit: impl FnMut(usize, TargetProbs<'_>),
-) -> Result<Report> {
+    visit: impl Fn(usize, TargetProbs<'_>) -> V + Sync,
+) -> Result<(Report, Vec<(usize, V)>)> {
     let range = options.range;
     check_range(logs, range)?;
     let in_range = || logs.decisions.iter().filter(|d| range.contains(d.time_ms));
@@ -100,30 +107,22 @@ pub fn evaluate(
             .fold(f64::INFINITY, f64::min)
     };
     let (c_uniform, c_all) = (min_of(true), min_of(false));
-    let mut direct =
+    let direct =
         options.estimators.contains(&Estimator::Dr).then(|| DirectModel::fit(logs, options.direct_params));
     let seed = options.bootstrap.seed;
-    let mut terms: Vec<Term> = Vec::new();
-    let mut raw_weights: Vec<f64> = Vec::new();
-    let mut evaluated: Vec<u32> = Vec::new();
-    let mut deterministic = true;
-    let versions = target::walk(logs, target, options.training, range, |i, probs| {
-        visit(i, probs);
+    let (versions, walked) = target::walk(logs, target, options.training, range, |i, probs| {
         let d = &logs.decisions[i];
-        let q = direct.as_mut().map(|m| m.predict(logs, d));
-        let q_logged = q.as_ref().map_or(0.0, |q| q[d.action]);
-        let (weight, direct_value, drawn) = match probs {
-            None => (1.0, q_logged, d.action),
+        let q = direct.as_ref().map(|m| m.predict(logs, i));
+        let q_logged = q.map_or(0.0, |q| q[d.action]);
+        let (draw_u, coin) = estimate::replay_uniforms(seed, &d.request_id, d.arm.video_id);
+        let (weight, direct_value, drawn, deterministic) = match probs {
+            None => (1.0, q_logged, d.action, true),
             Some(p) => {
-                deterministic &= p.iter().copied().fold(0.0, f64::max) >= 1.0 - 1e-9;
-                let direct_value =
-                    q.as_ref().map_or(0.0, |q| p.iter().zip(q.iter()).map(|(a, b)| a * b).sum());
-                let (u, _) = estimate::replay_uniforms(seed, &d.request_id, d.arm.video_id);
-                let drawn = draw(p, u);
-                (p[d.action] / d.propensity, direct_value, drawn)
+                let direct_value = q.map_or(0.0, |q| p.iter().zip(q).map(|(a, b)| a * b).sum());
+                let deterministic = p.iter().copied().fold(0.0, f64::max) >= 1.0 - 1e-9;
+                (p[d.action] / d.propensity, direct_value, draw(p, draw_u), deterministic)
             }
         };
-        let (_, coin) = estimate::replay_uniforms(seed, &d.request_id, d.arm.video_id);
         let matched = drawn == d.action;
         let uniform_slice = d.policy == "uniform";
         let input = TermInput {
@@ -135,10 +134,19 @@ pub fn evaluate(
             accept_uniform: uniform_slice && matched && coin < c_uniform / d.propensity,
             accept_all: matched && coin < c_all / d.propensity,
         };
-        terms.push(Term::new(input, options.clip));
+        (Term::new(input, options.clip), weight, deterministic, visit(i, probs))
+    })?;
+    let deterministic = walked.iter().all(|(_, (_, _, det, _))| *det);
+    let mut terms: Vec<Term> = Vec::with_capacity(walked.len());
+    let mut raw_weights: Vec<f64> = Vec::with_capacity(walked.len());
+    let mut evaluated: Vec<u32> = Vec::with_capacity(walked.len());
+    let mut visited = Vec::with_capacity(walked.len());
+    for (i, (term, weight, _, v)) in walked {
+        terms.push(term);
         raw_weights.push(weight);
         evaluated.push(i as u32);
-    })?;
+        visited.push((i, v));
+    }
     let replay =
         if deterministic || target.policy().is_none() { ReplayData::All } else { ReplayData::UniformSlice };
     let all: Vec<u32> = (0..terms.len() as u32).collect();
@@ -169,7 +177,7 @@ pub fn evaluate(
         }
     }
     let outcomes = logs.decisions.len() as u64;
-    Ok(Report {
+    let report = Report {
         target: target.spec.clone(),
         from_ms: range.from_ms,
         to_ms: range.to_ms,
@@ -185,7 +193,8 @@ pub fn evaluate(
         replay_data: replay.as_str(),
         overall,
         slices,
-    })
+    };
+    Ok((report, visited))
 }
 
 /// Fails when the range holds no decision, or decisions that cannot be evaluated

@@ -7,6 +7,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use nearline_billboard::policy::{Arm, Context, TitleFacts};
@@ -255,31 +256,69 @@ pub fn ndjson_files(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Reads every outcome of the NDJSON files in `dir`; `progress(bytes_read, total_bytes)`
-/// is called as it goes (compressed bytes for `.gz`).
-pub fn from_directory(dir: &Path, mut progress: impl FnMut(u64, u64)) -> Result<Logs> {
+/// is called as it goes (compressed bytes for `.gz`), from the reading threads.
+///
+/// Files are parsed on every core, each into its own builder, and the builders are
+/// merged in file order, so the first outcome per (request_id, video_id) in file order
+/// wins, as when reading them one after another.
+pub fn from_directory(dir: &Path, progress: impl Fn(u64, u64) + Sync) -> Result<Logs> {
     let files = ndjson_files(dir)?;
     let total: u64 = files.iter().filter_map(|f| f.metadata().ok()).map(|m| m.len()).sum();
+    let read = AtomicU64::new(0);
+    let next = AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(files.len());
+    let mut parsed: Vec<(usize, Result<LogsBuilder>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(path) = files.get(k) else { return mine };
+                        let mut builder = LogsBuilder::default();
+                        let result = read_file(path, &mut builder, |bytes| {
+                            progress(read.fetch_add(bytes, Ordering::Relaxed) + bytes, total);
+                        });
+                        mine.push((k, result.map(|()| builder)));
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().expect("reader thread")).collect()
+    });
+    parsed.sort_by_key(|(k, _)| *k);
     let mut builder = LogsBuilder::default();
-    let mut done = 0u64;
-    for path in &files {
-        let open =
-            |p: &Path| File::open(p).map_err(|e| Error::Input(format!("opening {}: {e}", p.display())));
-        let counter = Rc::new(Cell::new(0u64));
-        let counted = Counted { inner: open(path)?, read: counter.clone() };
-        let gz = path.extension().is_some_and(|e| e == "gz");
-        let reader: Box<dyn BufRead> = if gz {
-            Box::new(BufReader::with_capacity(
-                1 << 16,
-                flate2::bufread::MultiGzDecoder::new(BufReader::new(counted)),
-            ))
-        } else {
-            Box::new(BufReader::with_capacity(1 << 16, counted))
-        };
-        read_lines(reader, path, &mut builder, || progress(done + counter.get(), total))?;
-        done += path.metadata().map(|m| m.len()).unwrap_or(0);
-        progress(done, total);
+    for (_, part) in parsed {
+        builder.merge(part?);
     }
+    progress(total, total);
     Ok(builder.finish())
+}
+
+/// Parses one file into `builder`; `progress(bytes)` gets the (compressed) bytes read
+/// since its last call.
+fn read_file(path: &Path, builder: &mut LogsBuilder, mut progress: impl FnMut(u64)) -> Result<()> {
+    let file = File::open(path).map_err(|e| Error::Input(format!("opening {}: {e}", path.display())))?;
+    let counter = Rc::new(Cell::new(0u64));
+    let counted = Counted { inner: file, read: counter.clone() };
+    let gz = path.extension().is_some_and(|e| e == "gz");
+    let reader: Box<dyn BufRead> = if gz {
+        Box::new(BufReader::with_capacity(
+            1 << 16,
+            flate2::bufread::MultiGzDecoder::new(BufReader::new(counted)),
+        ))
+    } else {
+        Box::new(BufReader::with_capacity(1 << 16, counted))
+    };
+    let mut reported = 0;
+    let mut report = || {
+        let now = counter.get();
+        progress(now - reported);
+        reported = now;
+    };
+    read_lines(reader, path, builder, &mut report)?;
+    report();
+    Ok(())
 }
 
 fn read_lines(

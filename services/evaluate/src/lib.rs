@@ -10,7 +10,8 @@
 //! - [`target`]: a target walked through the logs, learning from delayed rewards as it
 //!   would have online, with billboard's own policy core;
 //! - [`direct`]: the doubly robust estimator's out-of-fold reward model;
-//! - [`estimate`]: replay, IPS, SNIPS and DR with seeded bootstrap intervals;
+//! - [`estimate`]: replay, IPS, SNIPS and DR with seeded bootstrap intervals
+//!   ([`interval`]: bias-corrected and accelerated);
 //! - [`evaluation`]: one evaluation, overall and per slice; [`report`]: its output;
 //! - [`sim`]: logged data from billboard's simulated world, where the truth is known.
 //!
@@ -20,6 +21,7 @@ pub mod direct;
 pub mod estimate;
 pub mod evaluation;
 pub mod input;
+pub mod interval;
 pub mod record;
 pub mod report;
 pub mod sim;
@@ -27,7 +29,7 @@ pub mod spec;
 pub mod target;
 
 pub use estimate::{Bootstrap, Estimator};
-pub use evaluation::{Options, SliceField, evaluate};
+pub use evaluation::{Options, SliceField, evaluate, evaluate_with};
 pub use record::{Decision, Logs, LogsBuilder};
 pub use report::Report;
 pub use spec::{Target, TargetKind};

@@ -178,20 +178,8 @@ impl LogsBuilder {
         } else {
             None
         };
-        let set = match self.set_index.get(&logged.candidates) {
-            Some(&i) => i,
-            None => {
-                let i = self.logs.sets.len() as u32;
-                self.logs.sets.push(logged.candidates.clone().into());
-                self.set_index.insert(logged.candidates, i);
-                i
-            }
-        };
-        let cell = logged.context.cell();
-        let cell = *self.cell_index.entry(cell.clone()).or_insert_with(|| {
-            self.logs.cells.push(cell);
-            (self.logs.cells.len() - 1) as u32
-        });
+        let set = self.intern_set(&logged.candidates);
+        let cell = self.intern_cell(&logged.context.cell());
         self.logs.decisions.push(Decision {
             request_id: logged.request_id,
             time_ms: logged.time_ms,
@@ -207,6 +195,41 @@ impl LogsBuilder {
             reward: if logged.played { 1.0 } else { 0.0 },
             problem,
         });
+    }
+
+    /// Adds the outcomes `other` was given, as if pushed here after everything so far,
+    /// in the order it was given them.
+    pub fn merge(&mut self, other: LogsBuilder) {
+        let sets: Vec<u32> = other.logs.sets.iter().map(|set| self.intern_set(set)).collect();
+        let cells: Vec<u32> = other.logs.cells.iter().map(|cell| self.intern_cell(cell)).collect();
+        self.logs.duplicates += other.logs.duplicates;
+        self.logs.facts.extend(other.logs.facts);
+        for mut d in other.logs.decisions {
+            if !self.seen.insert((d.request_id.clone(), d.arm.video_id)) {
+                self.logs.duplicates += 1;
+                continue;
+            }
+            d.set = sets[d.set as usize];
+            d.cell = cells[d.cell as usize];
+            self.logs.decisions.push(d);
+        }
+    }
+
+    fn intern_set(&mut self, candidates: &[Arm]) -> u32 {
+        if let Some(&i) = self.set_index.get(candidates) {
+            return i;
+        }
+        let i = self.logs.sets.len() as u32;
+        self.logs.sets.push(candidates.into());
+        self.set_index.insert(candidates.to_vec(), i);
+        i
+    }
+
+    fn intern_cell(&mut self, cell: &Cell) -> u32 {
+        *self.cell_index.entry(cell.clone()).or_insert_with(|| {
+            self.logs.cells.push(cell.clone());
+            (self.logs.cells.len() - 1) as u32
+        })
     }
 
     /// The logs, sorted by impression time (ties by request id, so any input order

@@ -1,20 +1,26 @@
 //! The estimators against the truth, on simulated logs where it is known.
 //!
-//! For a uniform logging policy and for a Thompson one, 50 seeded worlds each log 3 000
-//! decisions; several targets are evaluated on each, and their true value (their own
-//! expected reward over the same requests, trained as they were) is computed from the
-//! world's play probabilities. Each estimator's 95 % bootstrap interval must cover the
-//! truth in at least 45 of the 50 worlds, and SNIPS and DR must have a smaller mean
-//! squared error than IPS. Seeded end to end, so the outcome is the same on every run.
+//! For a uniform logging policy and for a Thompson one, 50 seeded worlds each log 10 000
+//! decisions over 16.7 hours; several targets are evaluated on each, and their true
+//! value (their own expected reward over the same requests, trained as they were: the
+//! very distributions the estimators weigh by) is computed from the world's play
+//! probabilities. Each estimator's 95 % bootstrap interval (BCa, 1 000 resamples) must
+//! cover the truth in at least 45 of the 50 worlds, and SNIPS and DR must have a smaller
+//! mean squared error than IPS. Seeded end to end, so the outcome is the same on every
+//! run. Each world's row per target and estimator (coverage, which side the misses
+//! fall on, bias, RMSE, mean width, mean ESS) is printed, so a failure says why.
 
 use std::collections::BTreeMap;
 
 use nearline_billboard::policy::{Params, PolicyKind, Split};
 use nearline_billboard::sim::{RunConfig, World, WorldConfig};
 use nearline_evaluate::sim::{expected_reward, simulate};
-use nearline_evaluate::{Bootstrap, Estimator, LogsBuilder, Options, Range, Training, evaluate, spec};
+use nearline_evaluate::{Bootstrap, Estimator, LogsBuilder, Options, Range, Training, evaluate_with, spec};
 
 const SEEDS: u64 = 50;
+/// Decisions per world, over the same span of event time.
+const DECISIONS: usize = 10_000;
+const SPAN_MS: i64 = 60_000_000;
 const HOUR: i64 = 3_600_000;
 
 fn world(seed: u64) -> World {
@@ -35,26 +41,50 @@ fn logging(policy: PolicyKind, seed: u64) -> RunConfig {
     // The logging floor bounds the weights of targets that favour what the logger does not.
     let params = Params { thompson_draws: 64, min_propensity: 0.01, ..Params::default() };
     let mut config = RunConfig::new(Split::new(&[(policy, 1.0)]), params);
-    config.decisions = 3_000;
-    config.gap_ms = 20_000;
+    config.decisions = DECISIONS;
+    config.gap_ms = SPAN_MS / DECISIONS as i64;
     config.flush_ms = 15 * 60_000;
     config.seed = seed;
     config
 }
 
-const TARGETS: [&str; 4] = ["uniform", "linucb", "epsilon_greedy(epsilon=0.1)", "ucb1"];
+/// Targets whose choices the logger's own model shares (uniform, and LinUCB: Thompson's
+/// posteriors are centred on the same per-title linear model).
+const SHARED: [&str; 2] = ["uniform", "linucb"];
+/// Targets that pick per context bucket from bucket posteriors.
+const BUCKET: [&str; 2] = ["epsilon_greedy(epsilon=0.1)", "ucb1"];
 
-/// Per (target, estimator): (covered, squared errors) over the seeds.
-type Tally = BTreeMap<(String, &'static str), (u32, Vec<f64>)>;
+/// One estimate against the truth of its seed.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    value: f64,
+    low: f64,
+    high: f64,
+    truth: f64,
+    ess: f64,
+}
 
-fn tally(logger: PolicyKind, estimators: &[Estimator]) -> Tally {
+impl Row {
+    fn covered(&self) -> bool {
+        self.low <= self.truth && self.truth <= self.high
+    }
+
+    fn error(&self) -> f64 {
+        self.value - self.truth
+    }
+}
+
+/// Per (target, estimator): every seed's row.
+type Tally = BTreeMap<(String, &'static str), Vec<Row>>;
+
+fn tally(logger: PolicyKind, estimators: &[Estimator], targets: &[&str]) -> Tally {
     let seeds: Vec<u64> = (0..SEEDS).collect();
-    let per_seed: Vec<Vec<(String, &'static str, bool, f64)>> = std::thread::scope(|scope| {
+    let per_seed: Vec<Vec<(String, &'static str, Row)>> = std::thread::scope(|scope| {
         let handles: Vec<_> = seeds
             .chunks(SEEDS.div_ceil(2) as usize)
             .map(|chunk| {
                 scope.spawn(move || {
-                    chunk.iter().map(|&seed| one_seed(logger, seed, estimators)).collect::<Vec<_>>()
+                    chunk.iter().map(|&seed| one_seed(logger, seed, estimators, targets)).collect::<Vec<_>>()
                 })
             })
             .collect();
@@ -62,10 +92,8 @@ fn tally(logger: PolicyKind, estimators: &[Estimator]) -> Tally {
     });
     let mut tally = Tally::new();
     for rows in per_seed {
-        for (target, estimator, covered, error) in rows {
-            let slot = tally.entry((target, estimator)).or_default();
-            slot.0 += u32::from(covered);
-            slot.1.push(error * error);
+        for (target, estimator, row) in rows {
+            tally.entry((target, estimator)).or_default().push(row);
         }
     }
     tally
@@ -75,7 +103,8 @@ fn one_seed(
     logger: PolicyKind,
     seed: u64,
     estimators: &[Estimator],
-) -> Vec<(String, &'static str, bool, f64)> {
+    targets: &[&str],
+) -> Vec<(String, &'static str, Row)> {
     let world = world(seed);
     let mut builder = LogsBuilder::default();
     for outcome in simulate(&world, &logging(logger, seed)) {
@@ -84,7 +113,7 @@ fn one_seed(
     let logs = builder.finish();
     let options = Options {
         estimators: estimators.to_vec(),
-        bootstrap: Bootstrap { resamples: 300, seed },
+        bootstrap: Bootstrap { resamples: 1_000, seed },
         clip: None,
         by: Vec::new(),
         training: Training { reward_delay_ms: 17 * 60_000, rebuild_every_ms: 15 * 60_000 },
@@ -92,38 +121,50 @@ fn one_seed(
         direct_params: Params::default(),
     };
     let mut rows = Vec::new();
-    for spec_text in TARGETS {
+    for &spec_text in targets {
         let target = spec::parse(spec_text, Params::default()).expect("spec");
-        let (mut truth, mut n) = (0.0, 0u32);
-        let report = evaluate(&logs, &target, &options, |i, probs| {
-            truth += expected_reward(&world, &logs, &logs.decisions[i], probs);
-            n += 1;
+        let (report, expected) = evaluate_with(&logs, &target, &options, |i, probs| {
+            expected_reward(&world, &logs, &logs.decisions[i], probs)
         })
         .expect("evaluation");
-        let truth = truth / f64::from(n);
+        let truth = expected.iter().map(|(_, e)| e).sum::<f64>() / expected.len() as f64;
         for e in &report.overall.estimates {
             let (value, low, high) = (e.value.expect("value"), e.low.expect("low"), e.high.expect("high"));
-            rows.push((spec_text.to_string(), e.estimator, low <= truth && truth <= high, value - truth));
+            rows.push((
+                spec_text.to_string(),
+                e.estimator,
+                Row { value, low, high, truth, ess: report.overall.effective_sample_size },
+            ));
         }
     }
     rows
 }
 
-fn check(logger: PolicyKind, estimators: &[Estimator]) {
-    let tally = tally(logger, estimators);
+fn check(logger: PolicyKind, estimators: &[Estimator], targets: &[&str]) {
+    let tally = tally(logger, estimators, targets);
     let mut failures = Vec::new();
-    for ((target, estimator), (covered, squared)) in &tally {
-        let rmse = (squared.iter().sum::<f64>() / squared.len() as f64).sqrt();
-        eprintln!("{logger} logs, {target:<28} {estimator:<7} covered {covered}/{SEEDS}, rmse {rmse:.5}");
-        if u64::from(*covered) < SEEDS * 9 / 10 {
+    let mean = |rows: &[Row], f: fn(&Row) -> f64| rows.iter().map(f).sum::<f64>() / rows.len() as f64;
+    for ((target, estimator), rows) in &tally {
+        let covered = rows.iter().filter(|r| r.covered()).count() as u64;
+        let (below, above) = (
+            rows.iter().filter(|r| r.truth < r.low).count(),
+            rows.iter().filter(|r| r.truth > r.high).count(),
+        );
+        eprintln!(
+            "{logger} logs, {target:<28} {estimator:<7} covered {covered}/{SEEDS} (truth below {below}, above {above}), \
+             truth {:.5}, bias {:+.5}, rmse {:.5}, mean width {:.5}, mean ess {:.0}",
+            mean(rows, |r| r.truth),
+            mean(rows, Row::error),
+            mean(rows, |r| r.error() * r.error()).sqrt(),
+            mean(rows, |r| r.high - r.low),
+            mean(rows, |r| r.ess),
+        );
+        if covered < SEEDS * 9 / 10 {
             failures.push(format!("{target} {estimator}: covered {covered}/{SEEDS}"));
         }
     }
-    let mse = |target: &str, e: &str| {
-        let s = &tally[&(target.to_string(), e)].1;
-        s.iter().sum::<f64>() / s.len() as f64
-    };
-    for target in TARGETS.iter().filter(|t| **t != "uniform") {
+    let mse = |target: &str, e: &str| mean(&tally[&(target.to_string(), e)], |r| r.error() * r.error());
+    for target in targets.iter().filter(|t| **t != "uniform") {
         let ips = mse(target, "ips");
         for better in ["snips", "dr"] {
             if mse(target, better) >= ips {
@@ -135,13 +176,21 @@ fn check(logger: PolicyKind, estimators: &[Estimator]) {
 }
 
 #[test]
-#[ignore = "coverage fell below 45/50 for ucb1 and epsilon_greedy targets (37-43/50) after billboard moved to one LinUCB model per title; open in issue 12 (run with --ignored)"]
 fn intervals_cover_the_truth_on_uniform_logs() {
-    check(PolicyKind::Uniform, &Estimator::ALL);
+    check(PolicyKind::Uniform, &Estimator::ALL, &[SHARED, BUCKET].concat());
 }
 
 #[test]
-#[ignore = "coverage fell below 45/50 for ucb1 and epsilon_greedy targets (37-43/50) after billboard moved to one LinUCB model per title; open in issue 12 (run with --ignored)"]
 fn intervals_cover_the_truth_on_thompson_logs() {
-    check(PolicyKind::Thompson, &[Estimator::Ips, Estimator::Snips, Estimator::Dr]);
+    check(PolicyKind::Thompson, &[Estimator::Ips, Estimator::Snips, Estimator::Dr], &SHARED);
+}
+
+/// Thompson's posteriors are centred on the per-title linear model, so it concentrates
+/// on what that model prefers, and a bucket target's picks elsewhere are logged at the
+/// 1 % floor: effective sample sizes of 300–860 of 10 000, and the estimates hinge on
+/// a few heavy-weight plays.
+#[test]
+#[ignore = "IPS and DR cover 39-43/50 for epsilon_greedy and ucb1 on Thompson logs (misses mostly with the truth above: heavy-weight plays absent), and SNIPS's or DR's MSE is not below IPS's for ucb1; open in issue 12 (run with --run-ignored)"]
+fn intervals_cover_the_truth_of_bucket_targets_on_thompson_logs() {
+    check(PolicyKind::Thompson, &[Estimator::Ips, Estimator::Snips, Estimator::Dr], &BUCKET);
 }

@@ -46,7 +46,7 @@ fn report(outcomes: impl IntoIterator<Item = OutcomeJson>) -> Report {
         direct_params: Params::default(),
     };
     let target = spec::parse("epsilon_greedy(epsilon=0.2)", Params::default()).unwrap();
-    let mut report = evaluate(&logs, &target, &options, |_, _| {}).unwrap();
+    let mut report = evaluate(&logs, &target, &options).unwrap();
     report.outcomes_read = 0;
     report.duplicates_ignored = 0;
     report
