@@ -97,5 +97,10 @@ fn main() {
             served / oracle,
             start.elapsed()
         );
+        if seeds > 1 {
+            let each: Vec<String> =
+                ratios.iter().zip(42..).map(|(r, seed)| format!("world {seed}: {r:.3}")).collect();
+            println!("{:<15} {}", "", each.join(", "));
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! The gRPC API (`nearline.billboard.v1.BillboardService`), behind the bearer-token
-//! interceptor, with the same validation and answers as HTTP.
+//! interceptor, with the same validation and answers as HTTP: the decisions, the pool
+//! and the model view.
 
 use nearline_proto::billboard::v1 as pb;
 use nearline_proto::billboard::v1::billboard_service_server::{BillboardService, BillboardServiceServer};
@@ -7,7 +8,9 @@ use nearline_runtime::auth::Authenticator;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
-use crate::service::{ArtworkRequest, Billboard, BillboardRequest, Choice, ContextInput};
+use crate::service::{
+    ArtworkRequest, Billboard, BillboardRequest, Choice, ContextInput, ModelFilter, ModelView,
+};
 
 /// Largest request message accepted: 256 candidates and a context are small.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -82,5 +85,72 @@ impl BillboardService for Grpc {
             })
             .collect();
         Ok(Response::new(pb::ChooseArtworkResponse { request_id: d.request_id, choices }))
+    }
+
+    async fn put_pool(&self, request: Request<pb::PutPoolRequest>) -> Result<Response<pb::Pool>, Status> {
+        self.billboard.put_pool(&request.into_inner().video_ids).await?;
+        Ok(Response::new(pb::Pool { video_ids: self.billboard.catalog().pool.clone() }))
+    }
+
+    async fn get_pool(&self, _request: Request<pb::GetPoolRequest>) -> Result<Response<pb::Pool>, Status> {
+        Ok(Response::new(pb::Pool { video_ids: self.billboard.catalog().pool.clone() }))
+    }
+
+    async fn get_model(
+        &self,
+        request: Request<pb::GetModelRequest>,
+    ) -> Result<Response<pb::ModelView>, Status> {
+        let r = request.into_inner();
+        let view =
+            self.billboard.model_view(&ModelFilter { country: Some(r.country), device: Some(r.device) })?;
+        Ok(Response::new(model_view(view)))
+    }
+}
+
+/// A time in ms, absent when it never happened (stored as 0).
+fn happened(ms: i64) -> Option<i64> {
+    (ms > 0).then_some(ms)
+}
+
+fn model_view(view: ModelView) -> pb::ModelView {
+    let buckets = view
+        .buckets
+        .into_iter()
+        .map(|b| pb::ModelCell {
+            country: b.country,
+            device: b.device,
+            daypart: b.daypart.as_str().to_string(),
+            arms: b
+                .arms
+                .into_iter()
+                .map(|a| pb::ModelArm {
+                    video_id: a.video_id,
+                    artwork_id: a.artwork_id,
+                    impressions: a.impressions,
+                    plays: a.plays,
+                    posterior_mean: a.posterior_mean,
+                    linear_mean: a.linear_mean,
+                    pick_probability: a.pick_probability,
+                })
+                .collect(),
+        })
+        .collect();
+    let titles = view
+        .titles
+        .into_iter()
+        .map(|t| pb::ModelTitle {
+            video_id: t.video_id,
+            outcomes: t.outcomes,
+            prior_mean: t.prior_mean,
+            early_read: t.early_read.map(|r| pb::EarlyRead { impressions: r.impressions, plays: r.plays }),
+        })
+        .collect();
+    pb::ModelView {
+        model_version: view.info.version.to_string(),
+        learned_at_ms: happened(view.info.learned_at_ms),
+        last_outcome_event_time_ms: happened(view.info.last_event_ms),
+        pick_probability_policy: view.pick_policy.as_str().to_string(),
+        buckets,
+        titles,
     }
 }

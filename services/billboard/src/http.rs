@@ -10,7 +10,7 @@ use nearline_runtime::auth::Authenticator;
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
-use crate::service::{ArtworkRequest, Billboard, BillboardRequest, Choice, ModelView};
+use crate::service::{ArtworkRequest, Billboard, BillboardRequest, Choice, ModelFilter, ModelView};
 
 /// The OpenAPI description of this API.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -118,8 +118,7 @@ async fn model(
     query: Result<Query<ModelQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::Malformed(e.body_text()))?;
-    let filter = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(str::to_owned);
-    let view = billboard.model_view(filter(&q.country).as_deref(), filter(&q.device).as_deref());
+    let view = billboard.model_view(&ModelFilter { country: q.country, device: q.device })?;
     Ok(Json(model_json(&view)))
 }
 

@@ -88,37 +88,65 @@ async fn fetch_due(
     let mut changed = false;
     for video_id in titles {
         let failures = due.get(&video_id).map_or(0, |d| d.failures);
-        match fetch(client, token, video_id).await {
-            Ok(read) => {
-                changed |= billboard.set_early_read(video_id, read);
-                due.insert(video_id, Due { at: now + REFETCH, failures: 0 });
+        let result = fetch(client, token, video_id).await;
+        let (next, round) = schedule(now, every, failures, result.as_ref().map(drop));
+        match &result {
+            Ok(read) => changed |= billboard.set_early_read(video_id, *read),
+            Err(status) if next.failures == 0 => {
+                // Insights does not know the title or its launch: nothing to read yet.
+                tracing::debug!(video_id, message = status.message(), "no early read");
             }
-            Err(status) => {
-                let failures = failures.saturating_add(1);
-                let backoff = every.saturating_mul(1 << failures.min(16)).min(MAX_BACKOFF);
-                if matches!(status.code(), tonic::Code::NotFound | tonic::Code::FailedPrecondition) {
-                    // Insights does not know the title or its launch: nothing to read yet.
-                    tracing::debug!(video_id, message = status.message(), "no early read");
-                    due.insert(video_id, Due { at: now + REFETCH, failures: 0 });
-                } else {
-                    tracing::warn!(
-                        video_id,
-                        code = ?status.code(),
-                        message = status.message(),
-                        "fetching the early read from insights failed; retrying in {backoff:?}"
-                    );
-                    due.insert(video_id, Due { at: now + backoff, failures });
-                    if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded) {
-                        // Insights is down or slow: the other titles wait for the next round.
-                        break;
-                    }
-                }
-            }
+            Err(status) => tracing::warn!(
+                video_id,
+                code = ?status.code(),
+                message = status.message(),
+                "fetching the early read from insights failed; retrying in {:?}",
+                next.at - now
+            ),
+        }
+        due.insert(video_id, next);
+        if round == Round::Stop {
+            break;
         }
     }
     if changed {
         billboard.rebuild_after_priors();
     }
+}
+
+/// Whether a round goes on to the next title after one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Round {
+    Continue,
+    /// Insights is down or slow: the other titles wait for the next round.
+    Stop,
+}
+
+/// When a title is asked again after a call at `now` that answered `result`, with
+/// `failures` failed calls before it: a read (or no launch to read) is refetched after
+/// [`REFETCH`] while the title is new; a failure is retried after `every` doubled per
+/// failure in a row, at most [`MAX_BACKOFF`].
+fn schedule(
+    now: Instant,
+    every: Duration,
+    failures: u32,
+    result: Result<(), &tonic::Status>,
+) -> (Due, Round) {
+    let status = match result {
+        Ok(()) => return (Due { at: now + REFETCH, failures: 0 }, Round::Continue),
+        Err(status) => status,
+    };
+    if matches!(status.code(), tonic::Code::NotFound | tonic::Code::FailedPrecondition) {
+        return (Due { at: now + REFETCH, failures: 0 }, Round::Continue);
+    }
+    let failures = failures.saturating_add(1);
+    let backoff = every.saturating_mul(1 << failures.min(16)).min(MAX_BACKOFF);
+    let round = if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded) {
+        Round::Stop
+    } else {
+        Round::Continue
+    };
+    (Due { at: now + backoff, failures }, round)
 }
 
 async fn fetch(
@@ -164,5 +192,34 @@ mod tests {
         };
         assert_eq!(early_read(&read), Some(EarlyRead { impressions: 40, plays: 11 }));
         assert_eq!(early_read(&pb::LaunchReadResponse::default()), None);
+    }
+
+    /// Insights unavailable for a while, then answering: each failure doubles the wait
+    /// (capped), stops the round, and the first answer resets the count.
+    #[test]
+    fn a_failed_fetch_is_retried_with_a_doubling_backoff_until_insights_answers() {
+        let now = Instant::now();
+        let every = Duration::from_secs(5);
+        let down = tonic::Status::unavailable("connection refused");
+        let mut failures = 0;
+        let mut waits = Vec::new();
+        for _ in 0..8 {
+            let (due, round) = schedule(now, every, failures, Err(&down));
+            assert_eq!(round, Round::Stop, "the other titles wait for the next round");
+            assert_eq!(due.failures, failures + 1);
+            waits.push((due.at - now).as_secs());
+            failures = due.failures;
+        }
+        assert_eq!(waits, [10, 20, 40, 80, 160, 300, 300, 300]);
+
+        let (due, round) = schedule(now, every, failures, Ok(()));
+        assert_eq!((due.failures, due.at - now, round), (0, REFETCH, Round::Continue));
+
+        // A title insights does not know is no failure: asked again like a read one.
+        let (due, round) = schedule(now, every, 3, Err(&tonic::Status::not_found("no such title")));
+        assert_eq!((due.failures, due.at - now, round), (0, REFETCH, Round::Continue));
+        // Another error backs off but lets the round go on to the next title.
+        let (due, round) = schedule(now, every, 0, Err(&tonic::Status::internal("boom")));
+        assert_eq!((due.failures, due.at - now, round), (1, every * 2, Round::Continue));
     }
 }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use super::context::{Bucket, BucketFields, Cell};
 use super::linear::{LinearTitle, Ridge};
-use super::rng::{Rng, mix64, stable_hash};
+use super::rng::{BetaDraws, BetaShape, Rng, mix64, stable_hash};
 use super::stats::{Arm, Counter, Discount, Statistics, TitleFacts};
 use super::{PolicyKind, Probabilities};
 
@@ -452,12 +452,14 @@ impl Model {
             .collect();
         let means: Vec<f64> = posts.iter().map(|(a, b)| a / (a + b)).collect();
         let mut rng = Rng::new(mix64(key ^ self.version.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
+        let mut beta = BetaDraws::new(&mut rng);
+        let shapes: Vec<BetaShape> = posts.iter().map(|(a, b)| BetaShape::new(*a, *b)).collect();
         let draws = self.params.thompson_draws.max(1);
         let mut wins = vec![0u32; candidates.len()];
         for _ in 0..draws {
             let mut best = (f64::NEG_INFINITY, 0);
-            for (i, (a, b)) in posts.iter().enumerate() {
-                let x = rng.beta(*a, *b);
+            for (i, shape) in shapes.iter().enumerate() {
+                let x = beta.draw(shape);
                 if x > best.0 {
                     best = (x, i);
                 }

@@ -119,6 +119,97 @@ impl Rng {
     }
 }
 
+/// Many draws from a few fixed Beta laws (Thompson's Monte Carlo estimate): the same
+/// laws as [`Rng::beta`], drawn about twice as fast, because each shape's constants are
+/// computed once rather than per draw and the polar method's two normals are both used.
+#[derive(Debug)]
+pub struct BetaDraws<'a> {
+    rng: &'a mut Rng,
+    spare: Option<f64>,
+}
+
+/// The constants of one Beta(a, b)'s two gamma draws.
+#[derive(Debug, Clone, Copy)]
+pub struct BetaShape {
+    a: GammaShape,
+    b: GammaShape,
+}
+
+impl BetaShape {
+    /// Beta(a, b) with a, b > 0.
+    pub fn new(a: f64, b: f64) -> Self {
+        Self { a: GammaShape::new(a), b: GammaShape::new(b) }
+    }
+}
+
+/// Marsaglia and Tsang's constants for Gamma(shape, 1), with the boost of a shape below 1.
+#[derive(Debug, Clone, Copy)]
+struct GammaShape {
+    d: f64,
+    c: f64,
+    /// `1 / shape` when the shape is below 1: `Gamma(a) = Gamma(a + 1) * U^(1/a)`.
+    boost: Option<f64>,
+}
+
+impl GammaShape {
+    fn new(shape: f64) -> Self {
+        let (boosted, boost) = if shape < 1.0 { (shape + 1.0, Some(1.0 / shape)) } else { (shape, None) };
+        let d = boosted - 1.0 / 3.0;
+        Self { d, c: 1.0 / (9.0 * d).sqrt(), boost }
+    }
+}
+
+impl<'a> BetaDraws<'a> {
+    /// Draws with `rng`'s randomness.
+    pub fn new(rng: &'a mut Rng) -> Self {
+        Self { rng, spare: None }
+    }
+
+    /// One draw from `shape`'s Beta law.
+    pub fn draw(&mut self, shape: &BetaShape) -> f64 {
+        let x = self.gamma(&shape.a);
+        let y = self.gamma(&shape.b);
+        if x + y > 0.0 { x / (x + y) } else { 0.5 }
+    }
+
+    /// Standard normal, by the polar method, keeping the pair's second value.
+    fn normal(&mut self) -> f64 {
+        if let Some(z) = self.spare.take() {
+            return z;
+        }
+        loop {
+            let u = 2.0 * self.rng.uniform() - 1.0;
+            let v = 2.0 * self.rng.uniform() - 1.0;
+            let s = u * u + v * v;
+            if s > 0.0 && s < 1.0 {
+                let scale = (-2.0 * s.ln() / s).sqrt();
+                self.spare = Some(v * scale);
+                return u * scale;
+            }
+        }
+    }
+
+    fn gamma(&mut self, g: &GammaShape) -> f64 {
+        let (d, c) = (g.d, g.c);
+        let x = loop {
+            let x = self.normal();
+            let v = 1.0 + c * x;
+            if v <= 0.0 {
+                continue;
+            }
+            let v = v * v * v;
+            let u = self.rng.uniform();
+            if u < 1.0 - 0.0331 * x * x * x * x || u.ln() < 0.5 * x * x + d * (1.0 - v + v.ln()) {
+                break d * v;
+            }
+        };
+        match g.boost {
+            Some(inverse) => x * self.rng.uniform().max(f64::MIN_POSITIVE).powf(inverse),
+            None => x,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +244,31 @@ mod tests {
                 "Beta({a},{b}) mean {mean}"
             );
             assert!((var / true_var - 1.0).abs() < 0.03, "Beta({a},{b}) variance {var} vs {true_var}");
+        }
+    }
+
+    #[test]
+    fn batched_beta_draws_have_the_same_law() {
+        let mut rng = Rng::new(2);
+        for (a, b) in [(0.5, 0.5), (0.6, 19.4), (2.0, 8.0), (30.0, 970.0)] {
+            let shape = BetaShape::new(a, b);
+            let mut draws = BetaDraws::new(&mut rng);
+            let n = 200_000;
+            let xs: Vec<f64> = (0..n).map(|_| draws.draw(&shape)).collect();
+            let mean = xs.iter().sum::<f64>() / n as f64;
+            let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
+            let true_mean = a / (a + b);
+            let true_var = a * b / ((a + b).powi(2) * (a + b + 1.0));
+            assert!(
+                (mean - true_mean).abs() < 5.0 * (true_var / n as f64).sqrt(),
+                "Beta({a},{b}) mean {mean}"
+            );
+            assert!((var / true_var - 1.0).abs() < 0.03, "Beta({a},{b}) variance {var} vs {true_var}");
+            // The share below the mean checks the shape beyond two moments.
+            let below = xs.iter().filter(|x| **x < true_mean).count() as f64 / n as f64;
+            let mut reference = Rng::new(9);
+            let expected = (0..n).filter(|_| reference.beta(a, b) < true_mean).count() as f64 / n as f64;
+            assert!((below - expected).abs() < 0.01, "Beta({a},{b}): {below} vs {expected} below the mean");
         }
     }
 

@@ -1,6 +1,9 @@
 //! The billboard service over HTTP and gRPC against a real database of either backend
 //! and the in-process log: decisions and their errors, the impression to log, and
-//! learning from outcomes exactly once.
+//! learning from outcomes exactly once; [`pool_and_model`]: the pool and the model view
+//! over gRPC, with auth.
+
+mod pool_and_model;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +17,7 @@ use nearline_proto::billboard::v1 as pb;
 use nearline_proto::billboard::v1::billboard_service_client::BillboardServiceClient;
 use nearline_proto::events::v1 as events;
 use nearline_runtime::Config;
+use nearline_runtime::config::Secret;
 use nearline_runtime::server::Listeners;
 use nearline_storage::Database;
 use nearline_testkit::{TestDatabase, wait_for};
@@ -72,6 +76,8 @@ struct Server {
     topic: String,
     shutdown: CancellationToken,
     client: reqwest::Client,
+    /// The bearer token every HTTP call carries, when the server asks for one.
+    token: Option<String>,
 }
 
 impl Drop for Server {
@@ -82,7 +88,13 @@ impl Drop for Server {
 
 impl Server {
     async fn start(database: Database) -> Server {
+        Self::start_with(database, None).await
+    }
+
+    /// With `token` as the one accepted bearer token, when given.
+    async fn start_with(database: Database, token: Option<&str>) -> Server {
         let mut config = Config::default();
+        config.auth.tokens = token.into_iter().map(Secret::new).collect();
         config.billboard.http_port = 0;
         config.billboard.grpc_port = 0;
         config.billboard.flush_interval = Duration::from_millis(100);
@@ -109,11 +121,14 @@ impl Server {
             async move { client.get(&ready).send().await.ok().filter(|r| r.status() == 200).map(drop) }
         })
         .await;
-        Server { database, http, grpc, log, topic, shutdown, client }
+        Server { database, http, grpc, log, topic, shutdown, client, token: token.map(str::to_owned) }
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut request = self.client.request(method, format!("{}{path}", self.http));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
         if let Some(body) = body {
             request = request.json(&body);
         }
