@@ -17,7 +17,7 @@ use nearline_billboard::sim::{RunConfig, World, WorldConfig};
 use nearline_evaluate::sim::{expected_reward, simulate};
 use nearline_evaluate::{Bootstrap, Estimator, LogsBuilder, Options, Range, Training, evaluate_with, spec};
 
-const SEEDS: u64 = 50;
+const SEEDS: u64 = 100;
 /// Decisions per world, over the same span of event time.
 const DECISIONS: usize = 10_000;
 const SPAN_MS: i64 = 60_000_000;
@@ -140,7 +140,10 @@ fn one_seed(
     rows
 }
 
-fn check(logger: PolicyKind, estimators: &[Estimator], targets: &[&str]) {
+/// Checks that every estimator's interval covers the truth in 90 % of the seeds, and
+/// that the estimators in `beat_ips` have a smaller mean squared error than IPS for every
+/// target but `uniform`.
+fn check(logger: PolicyKind, estimators: &[Estimator], targets: &[&str], beat_ips: &[&str]) {
     let tally = tally(logger, estimators, targets);
     let mut failures = Vec::new();
     let mean = |rows: &[Row], f: fn(&Row) -> f64| rows.iter().map(f).sum::<f64>() / rows.len() as f64;
@@ -166,7 +169,7 @@ fn check(logger: PolicyKind, estimators: &[Estimator], targets: &[&str]) {
     let mse = |target: &str, e: &str| mean(&tally[&(target.to_string(), e)], |r| r.error() * r.error());
     for target in targets.iter().filter(|t| **t != "uniform") {
         let ips = mse(target, "ips");
-        for better in ["snips", "dr"] {
+        for &better in beat_ips {
             if mse(target, better) >= ips {
                 failures.push(format!("{target}: {better} mse {} not below ips {ips}", mse(target, better)));
             }
@@ -177,12 +180,16 @@ fn check(logger: PolicyKind, estimators: &[Estimator], targets: &[&str]) {
 
 #[test]
 fn intervals_cover_the_truth_on_uniform_logs() {
-    check(PolicyKind::Uniform, &Estimator::ALL, &[SHARED, BUCKET].concat());
+    check(PolicyKind::Uniform, &Estimator::ALL, &[SHARED, BUCKET].concat(), &["snips", "dr"]);
 }
 
+/// On Thompson logs only DR is held to beating IPS. SNIPS's normalisation lowers the
+/// variance only when the weights are uncorrelated with the rewards; the linucb target
+/// favours what the logger under-weights, and there SNIPS's MSE is 13 % above IPS's
+/// over 100 seeds (a real effect, not noise: it was 19 % over 50).
 #[test]
 fn intervals_cover_the_truth_on_thompson_logs() {
-    check(PolicyKind::Thompson, &[Estimator::Ips, Estimator::Snips, Estimator::Dr], &SHARED);
+    check(PolicyKind::Thompson, &[Estimator::Ips, Estimator::Snips, Estimator::Dr], &SHARED, &["dr"]);
 }
 
 /// Thompson's posteriors are centred on the per-title linear model, so it concentrates
@@ -190,7 +197,12 @@ fn intervals_cover_the_truth_on_thompson_logs() {
 /// 1 % floor: effective sample sizes of 300–860 of 10 000, and the estimates hinge on
 /// a few heavy-weight plays.
 #[test]
-#[ignore = "IPS and DR cover 39-43/50 for epsilon_greedy and ucb1 on Thompson logs (misses mostly with the truth above: heavy-weight plays absent), and SNIPS's or DR's MSE is not below IPS's for ucb1; open in issue 12 (run with --run-ignored)"]
+#[ignore = "(measured with 50 seeds) IPS and DR cover 39-43/50 for epsilon_greedy and ucb1 on Thompson logs (misses mostly with the truth above: heavy-weight plays absent), and SNIPS's or DR's MSE is not below IPS's for ucb1; open in issue 12 (run with --run-ignored)"]
 fn intervals_cover_the_truth_of_bucket_targets_on_thompson_logs() {
-    check(PolicyKind::Thompson, &[Estimator::Ips, Estimator::Snips, Estimator::Dr], &BUCKET);
+    check(
+        PolicyKind::Thompson,
+        &[Estimator::Ips, Estimator::Snips, Estimator::Dr],
+        &BUCKET,
+        &["snips", "dr"],
+    );
 }
