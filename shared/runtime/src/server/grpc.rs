@@ -81,11 +81,28 @@ pub(super) fn server(
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
+            .serve_with_incoming_shutdown(without_nagle(listener), shutdown.cancelled_owned())
             .await
             .map_err(|e| Error::Serve { what: "gRPC", reason: e.to_string() });
         health_follows_readiness.abort();
         result
+    })
+}
+
+/// The accepted connections with Nagle's algorithm off. tonic sets `TCP_NODELAY` only on
+/// listeners it binds itself; on ours a response's small HTTP/2 frames waited for the
+/// peer's delayed acknowledgement, which held a decision over gRPC at ~1.4 ms (HTTP: 0.3).
+fn without_nagle(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt as _;
+    TcpListenerStream::new(listener).map(|accepted| {
+        let stream = accepted?;
+        if let Err(e) = stream.set_nodelay(true) {
+            // Only slower, not wrong: serve the connection anyway.
+            tracing::debug!(error = %e, "could not set TCP_NODELAY on a gRPC connection");
+        }
+        Ok(stream)
     })
 }
 
