@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::evict::evict;
 use crate::query::{Counts, Dimension, Filters, GroupedRow};
 
 /// What a day's rows depend on besides the day.
@@ -73,30 +74,16 @@ impl DayCache {
         if rows.len() > self.capacity / 4 {
             return;
         }
-        // Evicted days are dropped after the lock is released: freeing hundreds of
-        // thousands of rows takes milliseconds, which every other request would wait out.
+        // Evicted days are dropped after the lock is released (see `evict`).
         let mut evicted = Vec::new();
         {
             let mut days = self.days.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             if days.rows + rows.len() > self.capacity {
-                // Full: forget about half, in no particular order (a dashboard's titles
-                // come back on their next request).
-                let keep = self.capacity / 2;
-                let mut rows_left = days.rows;
-                let doomed: Vec<(Shape, i64)> = days
-                    .entries
-                    .iter()
-                    .take_while(|(_, d)| {
-                        let over = rows_left > keep;
-                        rows_left -= d.rows.len() * usize::from(over);
-                        over
-                    })
-                    .map(|(key, _)| key.clone())
-                    .collect();
-                for key in doomed {
-                    evicted.extend(days.entries.remove(&key));
-                }
-                days.rows = rows_left;
+                // Full: forget about half.
+                let held = days.rows;
+                let (gone, left) = evict(&mut days.entries, held, self.capacity / 2, |d| d.rows.len());
+                evicted = gone;
+                days.rows = left;
             }
             days.rows += rows.len();
             let old = days.entries.insert((shape.clone(), day), Day { stamp, rows: rows.into() });

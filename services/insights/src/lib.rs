@@ -15,6 +15,7 @@
 pub mod cache;
 pub mod days;
 pub mod error;
+mod evict;
 pub mod grpc;
 pub mod http;
 pub mod launch;

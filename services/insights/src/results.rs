@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::evict::evict;
 use crate::query::{Counts, PerformanceQuery, SeriesPoint};
 
 /// A series, its totals, and its HTTP encoding once a request made it.
@@ -82,30 +83,17 @@ impl ResultCache {
         if size > self.capacity / 4 {
             return;
         }
-        // Evicted results are dropped after the lock is released: freeing a few hundred
-        // series takes milliseconds, which every other request would wait out.
+        // Evicted results are dropped after the lock is released (see `evict`).
         let mut evicted = Vec::new();
         {
             let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             if entries.points + size > self.capacity {
-                // Full: forget about a quarter, in no particular order (a dashboard's
-                // queries come back on their next request).
+                // Full: forget about a quarter.
+                let held = entries.points;
                 let keep = self.capacity * 3 / 4;
-                let mut points = entries.points;
-                let doomed: Vec<PerformanceQuery> = entries
-                    .by_query
-                    .iter()
-                    .take_while(|(_, (_, series))| {
-                        let over = points > keep;
-                        points -= series.points.len().max(1) * usize::from(over);
-                        over
-                    })
-                    .map(|(query, _)| query.clone())
-                    .collect();
-                for query in doomed {
-                    evicted.extend(entries.by_query.remove(&query));
-                }
-                entries.points = points;
+                let (gone, left) = evict(&mut entries.by_query, held, keep, |(_, s)| s.points.len().max(1));
+                evicted = gone;
+                entries.points = left;
             }
             entries.points += size;
             if let Some(old) = entries.by_query.insert(query, (stamps, series)) {
