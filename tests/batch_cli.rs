@@ -153,3 +153,50 @@ fn a_backfill_over_both_regions_counts_a_cross_region_pair_once() {
     assert!(text(&bad).contains("\"nowhere\" is not HOST:PORT"), "{}", text(&bad));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A database upgraded from before cells had a region holds its counts in region `''`:
+/// backfill refuses to recount such a range (it would count the same requests again
+/// under their regions) and says what to do; a range counted since the upgrade is fine.
+#[test]
+fn backfill_refuses_a_range_counted_before_cells_had_a_region() {
+    let dir = std::env::temp_dir().join(nearline_testkit::unique_name("nearline_batch_legacy"));
+    let input = dir.join("input");
+    std::fs::create_dir_all(&input).unwrap();
+    let sqlite = dir.join("nearline.db");
+    let migrate = nearline(&["migrate", "--embedded"], &sqlite);
+    assert!(migrate.status.success(), "migrate failed: {}", text(&migrate));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", sqlite.display())).await.unwrap();
+        // As the migration left a cell counted before it: region ''.
+        sqlx::query(
+            "INSERT INTO cell_counts (video_id, epoch_start_ms, country, device, canvas, impressions, plays)
+             VALUES (80100172, 1795132800000, 'US', 'tv', 'row', 1, 0)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    });
+    std::fs::write(input.join("a.ndjson"), format!("{}\n", impression("r1", "2026-11-20T00:05:00Z")))
+        .unwrap();
+    let input = input.to_str().unwrap();
+
+    let refused =
+        nearline(&["backfill", "--embedded", "--from", FROM, "--to", TO, "--input", input], &sqlite);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("1 stored cell(s) in the range were counted before cells had a region"),
+        "{}",
+        text(&refused)
+    );
+    let later = "2026-11-21T00:00:00Z";
+    std::fs::write(dir.join("input/b.ndjson"), format!("{}\n", impression("r2", "2026-11-21T00:05:00Z")))
+        .unwrap();
+    let fine = nearline(
+        &["backfill", "--embedded", "--from", later, "--to", "2026-11-21T01:00:00Z", "--input", input],
+        &sqlite,
+    );
+    assert!(fine.status.success(), "a range counted since the upgrade: {}", text(&fine));
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -1,6 +1,6 @@
 //! The roll-ups agree with the cells: for random facts written by attribution's store
 //! (in batches, with repeats), every insights query answered from the roll-ups (every
-//! one of them: all dimensions, country and device, title totals; hourly and daily)
+//! one of them: all dimensions, country, device and region, title totals; hourly and daily)
 //! equals the same query answered from the cells alone: series and totals at every
 //! granularity, grouped and filtered, and top titles (hence every ranking of them, by
 //! plays, impressions or take rate with `min_impressions`). The same queries are asked
@@ -35,9 +35,15 @@ fn dims(i: u8) -> &'static CellDims {
         for country in ["US", "BR"] {
             for device in ["tv", "web"] {
                 for canvas in ["row", "billboard"] {
-                    let dims =
-                        CellDims { country: country.into(), device: device.into(), canvas: canvas.into() };
-                    all.push(&*Box::leak(Box::new(dims)));
+                    for region in ["us-east", "eu-west"] {
+                        let dims = CellDims {
+                            country: country.into(),
+                            device: device.into(),
+                            canvas: canvas.into(),
+                            region: region.into(),
+                        };
+                        all.push(&*Box::leak(Box::new(dims)));
+                    }
                 }
             }
         }
@@ -77,7 +83,7 @@ fn performance(&(video, from, len, granularity, group, filter): &QuerySpec) -> P
     let from_ms = T0 + from * EPOCH;
     let range = TimeRange { from_ms, to_ms: from_ms + len.max(1) * EPOCH };
     let granularity = [Granularity::Epoch, Granularity::Hour, Granularity::Day][usize::from(granularity % 3)];
-    let group_by = [Dimension::Country, Dimension::Device, Dimension::Canvas]
+    let group_by = Dimension::ALL
         .into_iter()
         .enumerate()
         .filter(|(i, _)| group & (1 << i) != 0)
@@ -88,7 +94,12 @@ fn performance(&(video, from, len, granularity, group, filter): &QuerySpec) -> P
 
 fn filters(bits: u8) -> Filters {
     let pick = |bit: u8, value: &str| if bits & bit != 0 { vec![value.to_owned()] } else { Vec::new() };
-    Filters { country: pick(1, "US"), device: pick(2, "web"), canvas: pick(4, "billboard") }
+    Filters {
+        country: pick(1, "US"),
+        device: pick(2, "web"),
+        canvas: pick(4, "billboard"),
+        region: pick(8, "eu-west"),
+    }
 }
 
 fn sorted(mut titles: Vec<TitleCounts>) -> Vec<TitleCounts> {
@@ -213,7 +224,8 @@ async fn migrating_rolls_up_existing_counts() {
             .unwrap();
     }
     sqlx::query(
-        "INSERT INTO cell_counts VALUES (7, 1795132800000, 'US', 'tv', 'row', 3, 1), \
+        "INSERT INTO cell_counts (video_id, epoch_start_ms, country, device, canvas, impressions, plays) \
+         VALUES (7, 1795132800000, 'US', 'tv', 'row', 3, 1), \
          (7, 1795134600000, 'US', 'tv', 'row', 2, 2), (7, 1795219200000, 'US', 'tv', 'row', 5, 0)",
     )
     .execute(&pool)

@@ -20,6 +20,7 @@ pub(crate) async fn backfill(args: BatchArgs, config: &Config) -> anyhow::Result
     let (database, facts) = recount(&args, config).await?;
     let topics = service::topics(config);
     let store = service::store(&config.attribution, database, &topics);
+    refuse_recounting_cells_without_region(&store, &args, &facts).await?;
     store.write(facts.as_facts(), &[]).await.context("writing the backfilled facts")?;
     println!(
         "backfilled {} impression, {} play and {} unattributed memberships (already stored ones unchanged)",
@@ -27,6 +28,28 @@ pub(crate) async fn backfill(args: BatchArgs, config: &Config) -> anyhow::Result
         facts.plays.len(),
         facts.unattributed.len()
     );
+    Ok(())
+}
+
+/// Counts written before cells had a region sit in region `''`; the recount would add
+/// the same requests again under their real regions, so backfill stops and says why.
+async fn refuse_recounting_cells_without_region(
+    store: &store::Store,
+    args: &BatchArgs,
+    facts: &batch::BatchFacts,
+) -> anyhow::Result<()> {
+    let has_region = |m: &nearline_attribution::join::CellMember| !m.cell.dims.region.is_empty();
+    if !facts.impressions.iter().chain(&facts.plays).any(has_region) {
+        return Ok(());
+    }
+    let legacy = store.cells_without_region(args.from, args.to).await.context("reading stored counts")?;
+    if legacy > 0 {
+        bail!(
+            "{legacy} stored cell(s) in the range were counted before cells had a region (region ''); \
+             backfilling it would count their requests again under their regions. Backfill only \
+             ranges counted since the upgrade, or clear the range's sets first (docs/regions.md)"
+        );
+    }
     Ok(())
 }
 
@@ -47,24 +70,35 @@ pub(crate) async fn reconcile(args: BatchArgs, config: &Config) -> anyhow::Resul
 
 fn print_differences(differences: &[Difference]) {
     println!(
-        "{:<12} {:<22} {:<8} {:<10} {:<12} {:>20} {:>20}",
-        "video_id", "epoch", "country", "device", "canvas", "batch (imp/plays)", "stored (imp/plays)"
+        "{:<12} {:<22} {:<8} {:<10} {:<12} {:<12} {:>20} {:>20}",
+        "video_id",
+        "epoch",
+        "country",
+        "device",
+        "canvas",
+        "region",
+        "batch (imp/plays)",
+        "stored (imp/plays)"
     );
     for difference in differences {
         match difference {
-            Difference::Cell { key: (video, epoch, country, device, canvas), batch, stored } => println!(
-                "{video:<12} {:<22} {country:<8} {device:<10} {canvas:<12} {:>20} {:>20}",
-                time(*epoch),
-                format!("{}/{}", batch.0, batch.1),
-                format!("{}/{}", stored.0, stored.1)
-            ),
-            Difference::Unattributed { key: (video, epoch, country, device), batch, stored } => println!(
-                "{video:<12} {:<22} {country:<8} {device:<10} {:<12} {:>20} {:>20}",
-                time(*epoch),
-                "(unattributed)",
-                batch,
-                stored
-            ),
+            Difference::Cell { key: (video, epoch, country, device, canvas, region), batch, stored } => {
+                println!(
+                    "{video:<12} {:<22} {country:<8} {device:<10} {canvas:<12} {region:<12} {:>20} {:>20}",
+                    time(*epoch),
+                    format!("{}/{}", batch.0, batch.1),
+                    format!("{}/{}", stored.0, stored.1)
+                )
+            }
+            Difference::Unattributed { key: (video, epoch, country, device, region), batch, stored } => {
+                println!(
+                    "{video:<12} {:<22} {country:<8} {device:<10} {:<12} {region:<12} {:>20} {:>20}",
+                    time(*epoch),
+                    "(unattributed)",
+                    batch,
+                    stored
+                )
+            }
         }
     }
 }

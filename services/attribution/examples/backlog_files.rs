@@ -36,7 +36,7 @@ use nearline_runtime::config::AttributionConfig;
 use nearline_storage::Database;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-use workload::{Ev, PARTITIONS, disorderly_backlog, reference};
+use workload::{Ev, IMPRESSION_REGION, PARTITIONS, PLAY_REGION, disorderly_backlog, reference};
 
 const FILES: usize = 20;
 
@@ -49,10 +49,12 @@ fn json_line(i: usize, ev: &Ev) -> String {
         Ev::Impression { request, video, t, country, device, canvas } => json!({
             "type": "impression", "event_id": format!("i{i}"), "request_id": request, "member_id": "m",
             "video_id": video, "canvas": canvas, "country": country, "device": device, "event_time": t,
+            "region": IMPRESSION_REGION,
         }),
         Ev::Play { request, video, t, country, device } => json!({
             "type": "play", "event_id": format!("p{i}"), "request_id": request, "member_id": "m",
             "video_id": video, "country": country, "device": device, "event_time": t, "watch_seconds": 60,
+            "region": PLAY_REGION,
         }),
     }
     .to_string()
@@ -71,6 +73,8 @@ fn write(dir: &Path, requests: usize) -> std::io::Result<()> {
             std::fs::write(topic_dir.join(format!("{n:03}.ndjson")), lines.join("\n") + "\n")?;
         }
     }
+    // Every impression is logged in one region and every play in another, so the cells
+    // of reference.json leave the region out (Spark's side knows none).
     let expected = reference(&events, &config());
     let cells: Vec<_> =
         expected.cells.iter().map(|(k, (i, p))| json!([k.0, k.1, k.2, k.3, k.4, i, p])).collect();
@@ -114,6 +118,7 @@ fn matching_unattributed(reference: &serde_json::Value, counts: &Counts) -> usiz
                 u[1].as_i64().unwrap(),
                 u[2].as_str().unwrap().to_owned(),
                 u[3].as_str().unwrap().to_owned(),
+                PLAY_REGION.to_owned(),
             );
             counts.unattributed.get(&key) == u[4].as_i64().as_ref()
         })
@@ -132,6 +137,7 @@ fn matching(reference: &serde_json::Value, counts: &Counts) -> (usize, usize) {
                 c[2].as_str().unwrap().to_owned(),
                 c[3].as_str().unwrap().to_owned(),
                 c[4].as_str().unwrap().to_owned(),
+                IMPRESSION_REGION.to_owned(),
             );
             counts.cells.get(&key) == Some(&(c[5].as_i64().unwrap(), c[6].as_i64().unwrap()))
         })

@@ -124,6 +124,7 @@ impl BatchFacts {
                 m.cell.dims.country.to_string(),
                 m.cell.dims.device.to_string(),
                 m.cell.dims.canvas.to_string(),
+                m.cell.dims.region.to_string(),
             )
         };
         let mut impressions: BTreeMap<CellKey, BTreeSet<String>> = BTreeMap::new();
@@ -141,6 +142,7 @@ impl BatchFacts {
                 m.key.epoch * config.epoch_len_ms,
                 m.key.dims.country.to_string(),
                 m.key.dims.device.to_string(),
+                m.key.dims.region.to_string(),
             );
             unattributed.entry(key).or_default().insert(m.request_id.to_string());
         }

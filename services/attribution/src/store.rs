@@ -156,18 +156,46 @@ impl Store {
 }
 
 impl Store {
+    /// How many cells whose epoch starts in `[from_ms, to_ms)` have no region: counted
+    /// before cells had one (migration `..._cells_by_region.sql`). A recount of such a
+    /// range would add its members again under their regions.
+    pub async fn cells_without_region(&self, from_ms: i64, to_ms: i64) -> Result<i64, sqlx::Error> {
+        match &self.database {
+            Database::Postgres(pool) => {
+                sqlx::query_scalar(
+                    "SELECT count(*) FROM cell_counts \
+                     WHERE region = '' AND epoch_start_ms >= $1 AND epoch_start_ms < $2",
+                )
+                .bind(from_ms)
+                .bind(to_ms)
+                .fetch_one(pool)
+                .await
+            }
+            Database::Sqlite(pool) => {
+                sqlx::query_scalar(
+                    "SELECT count(*) FROM cell_counts \
+                     WHERE region = '' AND epoch_start_ms >= ?1 AND epoch_start_ms < ?2",
+                )
+                .bind(from_ms)
+                .bind(to_ms)
+                .fetch_one(pool)
+                .await
+            }
+        }
+    }
+
     /// Stored counts of the cells and unattributed slices whose epoch starts in
     /// `[from_ms, to_ms)`.
     pub async fn load_counts(&self, from_ms: i64, to_ms: i64) -> Result<Counts, sqlx::Error> {
-        type CellRow = (i64, i64, String, String, String, i64, i64);
-        type UnattributedRow = (i64, i64, String, String, i64);
-        const CELLS_PG: &str = "SELECT video_id, epoch_start_ms, country, device, canvas, impressions, plays \
+        type CellRow = (i64, i64, String, String, String, String, i64, i64);
+        type UnattributedRow = (i64, i64, String, String, String, i64);
+        const CELLS_PG: &str = "SELECT video_id, epoch_start_ms, country, device, canvas, region, impressions, plays \
              FROM cell_counts WHERE epoch_start_ms >= $1 AND epoch_start_ms < $2";
-        const UNATTRIBUTED_PG: &str = "SELECT video_id, epoch_start_ms, country, device, plays \
+        const UNATTRIBUTED_PG: &str = "SELECT video_id, epoch_start_ms, country, device, region, plays \
              FROM unattributed_counts WHERE epoch_start_ms >= $1 AND epoch_start_ms < $2";
-        const CELLS_SQLITE: &str = "SELECT video_id, epoch_start_ms, country, device, canvas, impressions, plays \
+        const CELLS_SQLITE: &str = "SELECT video_id, epoch_start_ms, country, device, canvas, region, impressions, plays \
              FROM cell_counts WHERE epoch_start_ms >= ?1 AND epoch_start_ms < ?2";
-        const UNATTRIBUTED_SQLITE: &str = "SELECT video_id, epoch_start_ms, country, device, plays \
+        const UNATTRIBUTED_SQLITE: &str = "SELECT video_id, epoch_start_ms, country, device, region, plays \
              FROM unattributed_counts WHERE epoch_start_ms >= ?1 AND epoch_start_ms < ?2";
         let (cells, unattributed): (Vec<CellRow>, Vec<UnattributedRow>) = match &self.database {
             Database::Postgres(pool) => (
@@ -180,8 +208,8 @@ impl Store {
             ),
         };
         Ok(Counts {
-            cells: cells.into_iter().map(|(v, e, c, d, k, i, p)| ((v, e, c, d, k), (i, p))).collect(),
-            unattributed: unattributed.into_iter().map(|(v, e, c, d, p)| ((v, e, c, d), p)).collect(),
+            cells: cells.into_iter().map(|(v, e, c, d, k, r, i, p)| ((v, e, c, d, k, r), (i, p))).collect(),
+            unattributed: unattributed.into_iter().map(|(v, e, c, d, r, p)| ((v, e, c, d, r), p)).collect(),
         })
     }
 }

@@ -37,9 +37,12 @@ fn counts(c: Counts) -> pb::Counts {
 fn filters(f: Option<pb::Filters>) -> Filters {
     let f = f.unwrap_or_default();
     let mut filters = Filters::default();
-    for (dimension, values) in
-        [(Dimension::Country, f.country), (Dimension::Device, f.device), (Dimension::Canvas, f.canvas)]
-    {
+    for (dimension, values) in [
+        (Dimension::Country, f.country),
+        (Dimension::Device, f.device),
+        (Dimension::Canvas, f.canvas),
+        (Dimension::Region, f.region),
+    ] {
         for value in values {
             filters.add(dimension, &value);
         }

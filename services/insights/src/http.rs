@@ -214,8 +214,16 @@ async fn performance(
     Path(raw_id): Path<String>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let params =
-        Params(params).only(&["from", "to", "granularity", "group_by", "country", "device", "canvas"])?;
+    let params = Params(params).only(&[
+        "from",
+        "to",
+        "granularity",
+        "group_by",
+        "country",
+        "device",
+        "canvas",
+        "region",
+    ])?;
     let query = query::PerformanceQuery {
         video_id: video_id(&raw_id)?,
         range: range(&insights, &params)?,
@@ -281,6 +289,7 @@ async fn top(
         "country",
         "device",
         "canvas",
+        "region",
     ])?;
     let query = query::TopQuery {
         range: range(&insights, &params)?,

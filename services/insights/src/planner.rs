@@ -124,19 +124,21 @@ mod tests {
         let source = |needed| plan(0, DAY_MS, None, needed)[0].source;
         assert_eq!(source(Dims::NONE), Source::Rollup(Rollup::DAILY_TITLE));
         assert_eq!(source(Dims::COUNTRY), Source::Rollup(Rollup::DAILY_COUNTRY_DEVICE));
-        assert_eq!(source(Dims::COUNTRY_DEVICE), Source::Rollup(Rollup::DAILY_COUNTRY_DEVICE));
+        assert_eq!(source(Dims::COUNTRY.union(Dims::DEVICE)), Source::Rollup(Rollup::DAILY_COUNTRY_DEVICE));
+        assert_eq!(source(Dims::REGION), Source::Rollup(Rollup::DAILY_COUNTRY_DEVICE));
         assert_eq!(source(Dims::CANVAS), Source::Rollup(Rollup::DAILY));
+        assert_eq!(source(Dims::CANVAS.union(Dims::REGION)), Source::Rollup(Rollup::DAILY));
     }
 
     proptest! {
         /// The parts tile the range exactly, each aligned to its source's span.
         #[test]
         fn parts_tile_the_range(
-            from in 0i64..2_000, len in 0i64..2_000, bucket in prop::option::of(1i64..4), needed in 0u8..8,
+            from in 0i64..2_000, len in 0i64..2_000, bucket in prop::option::of(1i64..4), needed in 0u8..16,
         ) {
             let (from, to) = (from * EPOCH, (from + len) * EPOCH);
             let bucket = bucket.map(|b| [EPOCH, HOUR_MS, DAY_MS][b as usize - 1]);
-            let needed = [Dims::COUNTRY, Dims::DEVICE, Dims::CANVAS]
+            let needed = Dims::EACH
                 .into_iter()
                 .enumerate()
                 .filter(|(i, _)| needed & (1 << i) != 0)

@@ -40,11 +40,14 @@ pub enum Dimension {
     Device,
     /// Where on the page the impression was shown.
     Canvas,
+    /// The region the impression was logged in (multi-region deployments; docs/regions.md).
+    Region,
 }
 
 impl Dimension {
     /// Every dimension, in canonical order.
-    pub const ALL: [Dimension; 3] = [Dimension::Country, Dimension::Device, Dimension::Canvas];
+    pub const ALL: [Dimension; 4] =
+        [Dimension::Country, Dimension::Device, Dimension::Canvas, Dimension::Region];
 
     /// The name used in requests, responses and as the column name.
     pub fn name(self) -> &'static str {
@@ -52,6 +55,7 @@ impl Dimension {
             Dimension::Country => "country",
             Dimension::Device => "device",
             Dimension::Canvas => "canvas",
+            Dimension::Region => "region",
         }
     }
 
@@ -60,7 +64,7 @@ impl Dimension {
         Self::ALL.into_iter().find(|d| d.name() == value.trim()).ok_or_else(|| {
             Invalid::new(
                 param,
-                format!("unknown dimension {value:?}; expected one of country, device, canvas"),
+                format!("unknown dimension {value:?}; expected one of country, device, canvas, region"),
             )
         })
     }
@@ -154,6 +158,8 @@ pub struct Filters {
     pub device: Vec<String>,
     /// Canvases to keep.
     pub canvas: Vec<String>,
+    /// Regions to keep.
+    pub region: Vec<String>,
 }
 
 impl Filters {
@@ -163,6 +169,7 @@ impl Filters {
             Dimension::Country => &self.country,
             Dimension::Device => &self.device,
             Dimension::Canvas => &self.canvas,
+            Dimension::Region => &self.region,
         }
     }
 
@@ -172,6 +179,7 @@ impl Filters {
             Dimension::Country => &mut self.country,
             Dimension::Device => &mut self.device,
             Dimension::Canvas => &mut self.canvas,
+            Dimension::Region => &mut self.region,
         };
         list.extend(split_list(values).map(str::to_string));
         list.sort();
@@ -387,8 +395,8 @@ impl std::ops::AddAssign for Counts {
 pub struct GroupedRow {
     /// Bucket start.
     pub start_ms: i64,
-    /// Country, device and canvas (empty when not grouped).
-    pub dims: [String; 3],
+    /// Country, device, canvas and region (empty when not grouped).
+    pub dims: [String; 4],
     /// The counts.
     pub counts: Counts,
 }
@@ -456,12 +464,12 @@ impl serde::Serialize for Group {
 /// Sorted and merged in place rather than through a map keyed by copies of the values:
 /// a busy title's week has thousands of points, and this runs for every one.
 pub fn build_series(mut rows: Vec<GroupedRow>, group_by: &[Dimension]) -> (Vec<SeriesPoint>, Counts) {
-    // A dimension not grouped by is empty in every row, so ordering by all three in
+    // A dimension not grouped by is empty in every row, so ordering by all four in
     // canonical order is ordering by the grouped values in `group_by`'s (canonical) order.
     rows.sort_unstable_by(|a, b| (a.start_ms, &a.dims).cmp(&(b.start_ms, &b.dims)));
     let mut totals = Counts::default();
     let mut series: Vec<SeriesPoint> = Vec::with_capacity(rows.len());
-    let mut last: Option<(i64, [String; 3])> = None;
+    let mut last: Option<(i64, [String; 4])> = None;
     for row in rows {
         totals += row.counts;
         let same = last.as_ref().is_some_and(|(start, dims)| *start == row.start_ms && *dims == row.dims);
@@ -521,7 +529,7 @@ mod tests {
         RangeRules { epoch_ms: EPOCH, max_range_ms: 7 * 86_400_000 }
     }
 
-    fn row(start_ms: i64, dims: [&str; 3], impressions: u64, plays: u64) -> GroupedRow {
+    fn row(start_ms: i64, dims: [&str; 4], impressions: u64, plays: u64) -> GroupedRow {
         GroupedRow { start_ms, dims: dims.map(str::to_string), counts: Counts { impressions, plays } }
     }
 
@@ -531,9 +539,13 @@ mod tests {
             parse_group_by("group_by", ["device, country", "country"]).unwrap(),
             vec![Dimension::Country, Dimension::Device]
         );
-        let err = parse_group_by("group_by", ["country,region"]).unwrap_err();
+        assert_eq!(
+            parse_group_by("group_by", ["region,country"]).unwrap(),
+            vec![Dimension::Country, Dimension::Region]
+        );
+        let err = parse_group_by("group_by", ["country,continent"]).unwrap_err();
         assert_eq!(err.param, "group_by");
-        assert!(err.reason.contains("\"region\""), "{}", err.reason);
+        assert!(err.reason.contains("\"continent\""), "{}", err.reason);
     }
 
     #[test]
@@ -571,11 +583,11 @@ mod tests {
     fn series_merges_drops_empty_and_sorts() {
         let group_by = [Dimension::Country];
         let rows = vec![
-            row(EPOCH, ["US", "", ""], 2, 1),
-            row(0, ["US", "", ""], 1, 0),
-            row(0, ["CA", "", ""], 3, 1),
-            row(0, ["BR", "", ""], 0, 0),
-            row(EPOCH, ["US", "", ""], 1, 1),
+            row(EPOCH, ["US", "", "", ""], 2, 1),
+            row(0, ["US", "", "", ""], 1, 0),
+            row(0, ["CA", "", "", ""], 3, 1),
+            row(0, ["BR", "", "", ""], 0, 0),
+            row(EPOCH, ["US", "", "", ""], 1, 1),
         ];
         let (series, totals) = build_series(rows, &group_by);
         assert_eq!(totals, Counts { impressions: 7, plays: 3 });

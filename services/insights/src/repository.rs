@@ -55,6 +55,7 @@ fn needed(group_by: impl IntoIterator<Item = Dimension>, filters: &Filters) -> D
             Dimension::Country => Dims::COUNTRY,
             Dimension::Device => Dims::DEVICE,
             Dimension::Canvas => Dims::CANVAS,
+            Dimension::Region => Dims::REGION,
         })
     })
 }
@@ -314,7 +315,7 @@ impl Repository {
     ) -> sqlx::Result<Vec<GroupedRow>> {
         let grouped = |d: Dimension| query.group_by.contains(&d);
         let f = &query.filters;
-        type Row = (i64, String, String, String, i64, i64);
+        type Row = (i64, String, String, String, String, i64, i64);
         let rows: Vec<Row> = match &self.database {
             Database::Postgres(pool) => {
                 sqlx::query_as::<_, Row>(sql::PG.performance(part.source))
@@ -325,9 +326,11 @@ impl Repository {
                     .bind(grouped(Dimension::Country))
                     .bind(grouped(Dimension::Device))
                     .bind(grouped(Dimension::Canvas))
+                    .bind(grouped(Dimension::Region))
                     .bind(&f.country)
                     .bind(&f.device)
                     .bind(&f.canvas)
+                    .bind(&f.region)
                     .fetch_all(pool)
                     .await?
             }
@@ -340,25 +343,27 @@ impl Repository {
                     .bind(grouped(Dimension::Country))
                     .bind(grouped(Dimension::Device))
                     .bind(grouped(Dimension::Canvas))
+                    .bind(grouped(Dimension::Region))
                     .bind(json_list(&f.country))
                     .bind(json_list(&f.device))
                     .bind(json_list(&f.canvas))
+                    .bind(json_list(&f.region))
                     .fetch_all(pool)
                     .await?
             }
         };
         Ok(rows
             .into_iter()
-            .map(|(start_ms, country, device, canvas, impressions, plays)| GroupedRow {
+            .map(|(start_ms, country, device, canvas, region, impressions, plays)| GroupedRow {
                 start_ms,
-                dims: [country, device, canvas],
+                dims: [country, device, canvas, region],
                 counts: counts(impressions, plays),
             })
             .collect())
     }
 
-    /// Unattributed plays of the title in `range` (country and device filters apply;
-    /// such plays have no canvas).
+    /// Unattributed plays of the title in `range` (country, device and region filters
+    /// apply, the play's own; such plays have no canvas).
     pub async fn unattributed(
         &self,
         video_id: i64,
@@ -373,6 +378,7 @@ impl Repository {
                     .bind(range.to_ms)
                     .bind(&filters.country)
                     .bind(&filters.device)
+                    .bind(&filters.region)
                     .fetch_one(pool)
                     .await?
             }
@@ -383,6 +389,7 @@ impl Repository {
                     .bind(range.to_ms)
                     .bind(json_list(&filters.country))
                     .bind(json_list(&filters.device))
+                    .bind(json_list(&filters.region))
                     .fetch_one(pool)
                     .await?
             }
@@ -402,6 +409,7 @@ impl Repository {
                         .bind(&filters.country)
                         .bind(&filters.device)
                         .bind(&filters.canvas)
+                        .bind(&filters.region)
                         .fetch_all(pool)
                         .await?
                 }
@@ -412,6 +420,7 @@ impl Repository {
                         .bind(json_list(&filters.country))
                         .bind(json_list(&filters.device))
                         .bind(json_list(&filters.canvas))
+                        .bind(json_list(&filters.region))
                         .fetch_all(pool)
                         .await?
                 }

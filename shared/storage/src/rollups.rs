@@ -8,6 +8,9 @@
 //! start and a dimension it does not keep holding `''`. So the statements that read
 //! cells read any roll-up unchanged, and a roll-up answers exactly the queries that
 //! neither group nor filter by a dimension it dropped.
+//!
+//! The dimensions are country, device, canvas and region (where the impression was
+//! logged; migration `..._cells_by_region.sql`), in that column order everywhere.
 
 use std::sync::LazyLock;
 
@@ -33,10 +36,16 @@ impl Dims {
     pub const DEVICE: Dims = Dims(2);
     /// Canvas.
     pub const CANVAS: Dims = Dims(4);
-    /// Country and device: what the dashboards slice by most.
-    pub const COUNTRY_DEVICE: Dims = Dims(1 | 2);
+    /// Region the impression was logged in.
+    pub const REGION: Dims = Dims(8);
+    /// Country and device, what the dashboards slice by most, and region: a country is
+    /// served from one region or a few, so keeping it barely adds rows.
+    pub const COUNTRY_DEVICE_REGION: Dims = Dims(1 | 2 | 8);
     /// Every dimension.
-    pub const ALL: Dims = Dims(1 | 2 | 4);
+    pub const ALL: Dims = Dims(1 | 2 | 4 | 8);
+
+    /// Each single dimension, in column order (country, device, canvas, region).
+    pub const EACH: [Dims; 4] = [Dims::COUNTRY, Dims::DEVICE, Dims::CANVAS, Dims::REGION];
 
     /// Both sets.
     pub fn union(self, other: Dims) -> Dims {
@@ -53,6 +62,9 @@ impl Dims {
         self.0 & other.0 == other.0
     }
 }
+
+/// The cell dimension columns, in order.
+pub const DIM_COLUMNS: [&str; 4] = ["country", "device", "canvas", "region"];
 
 /// One hour, ms.
 pub const HOUR_MS: i64 = 3_600_000;
@@ -73,10 +85,10 @@ impl Rollup {
     pub const HOURLY: Rollup = Rollup { span: Span::Hour, dims: Dims::ALL };
     /// `cell_counts_daily`: every dimension, by day.
     pub const DAILY: Rollup = Rollup { span: Span::Day, dims: Dims::ALL };
-    /// `country_device_counts_hourly`.
-    pub const HOURLY_COUNTRY_DEVICE: Rollup = Rollup { span: Span::Hour, dims: Dims::COUNTRY_DEVICE };
-    /// `country_device_counts_daily`.
-    pub const DAILY_COUNTRY_DEVICE: Rollup = Rollup { span: Span::Day, dims: Dims::COUNTRY_DEVICE };
+    /// `country_device_counts_hourly` (keeps the region too).
+    pub const HOURLY_COUNTRY_DEVICE: Rollup = Rollup { span: Span::Hour, dims: Dims::COUNTRY_DEVICE_REGION };
+    /// `country_device_counts_daily` (keeps the region too).
+    pub const DAILY_COUNTRY_DEVICE: Rollup = Rollup { span: Span::Day, dims: Dims::COUNTRY_DEVICE_REGION };
     /// `title_counts_hourly`: a title's totals per hour.
     pub const HOURLY_TITLE: Rollup = Rollup { span: Span::Hour, dims: Dims::NONE };
     /// `title_counts_daily`: a title's totals per day.
@@ -97,8 +109,8 @@ impl Rollup {
         match (self.span, self.dims) {
             (Span::Hour, Dims::ALL) => "cell_counts_hourly",
             (Span::Day, Dims::ALL) => "cell_counts_daily",
-            (Span::Hour, Dims::COUNTRY_DEVICE) => "country_device_counts_hourly",
-            (Span::Day, Dims::COUNTRY_DEVICE) => "country_device_counts_daily",
+            (Span::Hour, Dims::COUNTRY_DEVICE_REGION) => "country_device_counts_hourly",
+            (Span::Day, Dims::COUNTRY_DEVICE_REGION) => "country_device_counts_daily",
             (Span::Hour, Dims::NONE) => "title_counts_hourly",
             (Span::Day, Dims::NONE) => "title_counts_daily",
             (span, dims) => unreachable!("no roll-up by {span:?} keeping {dims:?}"),
@@ -118,19 +130,16 @@ impl Rollup {
         epoch_start_ms.div_euclid(self.span_ms()) * self.span_ms()
     }
 
-    /// The values a cell's `[country, device, canvas]` take in this roll-up: its own
-    /// where kept, `''` where dropped.
-    pub fn key_dims(self, dims: [&str; 3]) -> [&str; 3] {
-        let keep = [Dims::COUNTRY, Dims::DEVICE, Dims::CANVAS];
-        std::array::from_fn(|i| if self.dims.contains(keep[i]) { dims[i] } else { "" })
+    /// The values a cell's `[country, device, canvas, region]` take in this roll-up: its
+    /// own where kept, `''` where dropped.
+    pub fn key_dims(self, dims: [&str; 4]) -> [&str; 4] {
+        std::array::from_fn(|i| if self.dims.contains(Dims::EACH[i]) { dims[i] } else { "" })
     }
 
     /// SQL selecting this roll-up's key dimensions from cell columns named `country`,
-    /// `device` and `canvas` (both backends).
+    /// `device`, `canvas` and `region` (both backends).
     pub fn key_dims_sql(self) -> String {
-        self.key_dims(["country", "device", "canvas"])
-            .map(|column| if column.is_empty() { "''" } else { column })
-            .join(", ")
+        self.key_dims(DIM_COLUMNS).map(|column| if column.is_empty() { "''" } else { column }).join(", ")
     }
 
     /// SQL turning a cell column `epoch_start_ms` into this roll-up's row start (floor
@@ -151,9 +160,9 @@ pub fn rebuild_sql() -> &'static str {
             .map(|r| {
                 format!(
                     "DELETE FROM {table};
-INSERT INTO {table} (video_id, epoch_start_ms, country, device, canvas, impressions, plays)
+INSERT INTO {table} (video_id, epoch_start_ms, country, device, canvas, region, impressions, plays)
 SELECT video_id, {start}, {dims}, SUM(impressions), SUM(plays)
-FROM cell_counts GROUP BY 1, 2, 3, 4, 5;
+FROM cell_counts GROUP BY 1, 2, 3, 4, 5, 6;
 ",
                     table = r.table(),
                     start = r.start_sql(),
@@ -187,9 +196,16 @@ mod tests {
 
     #[test]
     fn dropped_dimensions_are_empty() {
-        assert_eq!(Rollup::HOURLY_COUNTRY_DEVICE.key_dims(["US", "tv", "row"]), ["US", "tv", ""]);
-        assert_eq!(Rollup::DAILY_TITLE.key_dims_sql(), "'', '', ''");
-        assert!(Dims::ALL.contains(Dims::COUNTRY_DEVICE) && !Dims::COUNTRY_DEVICE.contains(Dims::CANVAS));
+        assert_eq!(
+            Rollup::HOURLY_COUNTRY_DEVICE.key_dims(["US", "tv", "row", "us-east"]),
+            ["US", "tv", "", "us-east"]
+        );
+        assert_eq!(Rollup::DAILY_TITLE.key_dims_sql(), "'', '', '', ''");
+        assert_eq!(Rollup::DAILY.key_dims_sql(), "country, device, canvas, region");
+        assert!(
+            Dims::ALL.contains(Dims::COUNTRY_DEVICE_REGION)
+                && !Dims::COUNTRY_DEVICE_REGION.contains(Dims::CANVAS)
+        );
         let tables: std::collections::HashSet<_> = Rollup::ALL.iter().map(|r| r.table()).collect();
         assert_eq!(tables.len(), Rollup::ALL.len());
     }

@@ -131,3 +131,104 @@ async fn billboard_artworks_fold_into_the_catalog_on_sqlite() {
     let pool = connect_sqlite(":memory:").await.expect("open");
     billboard_artworks_fold_into_the_catalog(Database::Sqlite(pool), "sqlite").await;
 }
+
+/// Counts and members written before cells had a region keep every count, in region
+/// `''`, in the cells and every roll-up; afterwards the same cell in a named region is a
+/// cell of its own.
+async fn counts_before_regions_keep_them_in_region_none(database: Database, dir: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations").join(dir);
+    let all = sqlx::migrate::Migrator::new(path).await.expect("read migrations");
+    let before: Vec<_> = all.migrations.iter().filter(|m| m.version < 20261201000060).cloned().collect();
+    let before = sqlx::migrate::Migrator::with_migrations(before);
+    let cell = "7, 1795132800000, 'US', 'tv', 'row'";
+    let setup = format!(
+        "INSERT INTO impression_members (video_id, epoch_start_ms, country, device, canvas, request_id)
+             VALUES ({cell}, 'r1'), ({cell}, 'r2');
+         INSERT INTO play_members (video_id, epoch_start_ms, country, device, canvas, request_id)
+             VALUES ({cell}, 'r1');
+         INSERT INTO cell_counts (video_id, epoch_start_ms, country, device, canvas, impressions, plays)
+             VALUES ({cell}, 2, 1);
+         INSERT INTO unattributed_members (video_id, epoch_start_ms, country, device, request_id)
+             VALUES (7, 1795132800000, 'US', 'tv', 'r9');
+         INSERT INTO unattributed_counts (video_id, epoch_start_ms, country, device, plays)
+             VALUES (7, 1795132800000, 'US', 'tv', 1);"
+    );
+    // The roll-ups as attribution kept them then (hour and day start at the cell's epoch).
+    let rollups: String = [
+        ("cell_counts_hourly", "'US', 'tv', 'row'"),
+        ("country_device_counts_daily", "'US', 'tv', ''"),
+        ("title_counts_daily", "'', '', ''"),
+    ]
+    .map(|(table, dims)| {
+        format!(
+            "INSERT INTO {table} (video_id, epoch_start_ms, country, device, canvas, impressions, plays)
+                 VALUES (7, 1795132800000, {dims}, 2, 1);"
+        )
+    })
+    .concat();
+    let setup = sqlx::AssertSqlSafe(setup + &rollups);
+    let after = sqlx::AssertSqlSafe(format!(
+        "INSERT INTO cell_counts (video_id, epoch_start_ms, country, device, canvas, region, impressions, plays)
+             VALUES ({cell}, 'eu-west', 5, 0)"
+    ));
+    let tables = ["cell_counts", "cell_counts_hourly", "country_device_counts_daily", "title_counts_daily"];
+    let read = |table: &str| {
+        sqlx::AssertSqlSafe(format!("SELECT region, impressions, plays FROM {table} ORDER BY region"))
+    };
+    let members = "SELECT region, count(*) FROM impression_members GROUP BY region";
+    let unattributed = "SELECT region, plays FROM unattributed_counts";
+    type Rows = Vec<(String, i64, i64)>;
+    type ByRegion = Vec<(String, i64)>;
+    let (by_table, members, unattributed): (Vec<Rows>, ByRegion, ByRegion) = match &database {
+        Database::Postgres(pool) => {
+            before.run(pool).await.expect("earlier migrations");
+            sqlx::raw_sql(setup).execute(pool).await.expect("seed");
+            database.migrate().await.expect("the rest");
+            sqlx::query(after).execute(pool).await.expect("a cell in a region");
+            let mut by_table = Vec::new();
+            for table in tables {
+                by_table.push(sqlx::query_as(read(table)).fetch_all(pool).await.unwrap());
+            }
+            (
+                by_table,
+                sqlx::query_as(members).fetch_all(pool).await.unwrap(),
+                sqlx::query_as(unattributed).fetch_all(pool).await.unwrap(),
+            )
+        }
+        Database::Sqlite(pool) => {
+            before.run(pool).await.expect("earlier migrations");
+            sqlx::raw_sql(setup).execute(pool).await.expect("seed");
+            database.migrate().await.expect("the rest");
+            sqlx::query(after).execute(pool).await.expect("a cell in a region");
+            let mut by_table = Vec::new();
+            for table in tables {
+                by_table.push(sqlx::query_as(read(table)).fetch_all(pool).await.unwrap());
+            }
+            (
+                by_table,
+                sqlx::query_as(members).fetch_all(pool).await.unwrap(),
+                sqlx::query_as(unattributed).fetch_all(pool).await.unwrap(),
+            )
+        }
+    };
+    assert_eq!(by_table[0], [(String::new(), 2, 1), ("eu-west".to_string(), 5, 0)], "cell_counts");
+    for (table, rows) in tables.iter().zip(&by_table).skip(1) {
+        assert_eq!(rows, &[(String::new(), 2, 1)], "{table}");
+    }
+    assert_eq!(members, [(String::new(), 2)]);
+    assert_eq!(unattributed, [(String::new(), 1)]);
+}
+
+#[tokio::test]
+async fn counts_before_regions_keep_them_in_region_none_on_postgres() {
+    let test_db = TestDatabase::create().await;
+    let config = DatabaseConfig { url: DatabaseUrl::new(test_db.url.clone()), ..DatabaseConfig::default() };
+    let pool = connect_postgres(&config, false).await.expect("connect");
+    counts_before_regions_keep_them_in_region_none(Database::Postgres(pool), "postgres").await;
+}
+
+#[tokio::test]
+async fn counts_before_regions_keep_them_in_region_none_on_sqlite() {
+    let pool = connect_sqlite(":memory:").await.expect("open");
+    counts_before_regions_keep_them_in_region_none(Database::Sqlite(pool), "sqlite").await;
+}

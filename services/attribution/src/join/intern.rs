@@ -5,7 +5,7 @@
 //! outputs carry: copying a reference costs nothing, where an `Arc` clone per fact cost
 //! about a third of the join's throughput (its atomic waits for outstanding cache
 //! misses). They are never freed: memory grows with the number of distinct
-//! (country, device, canvas) tuples the process has seen, a small set in practice.
+//! (country, device, canvas, region) tuples the process has seen, a small set in practice.
 
 use std::hash::{BuildHasher, Hash};
 use std::mem::size_of;
@@ -63,34 +63,42 @@ impl<T: Dims + 'static> Registry<T> {
 }
 
 impl Dims for CellDims {
-    type Ref<'a> = (&'a str, &'a str, &'a str);
+    type Ref<'a> = (&'a str, &'a str, &'a str, &'a str);
     fn parts(&self) -> Self::Ref<'_> {
-        (&self.country, &self.device, &self.canvas)
+        (&self.country, &self.device, &self.canvas, &self.region)
     }
-    fn eq_parts(&self, (country, device, canvas): Self::Ref<'_>) -> bool {
-        *self.country == *country && *self.device == *device && *self.canvas == *canvas
+    fn eq_parts(&self, (country, device, canvas, region): Self::Ref<'_>) -> bool {
+        *self.country == *country
+            && *self.device == *device
+            && *self.canvas == *canvas
+            && *self.region == *region
     }
     fn registry() -> &'static Registry<Self> {
         &CELL_DIMS
     }
-    fn from_parts((country, device, canvas): Self::Ref<'_>) -> Self {
-        CellDims { country: country.into(), device: device.into(), canvas: canvas.into() }
+    fn from_parts((country, device, canvas, region): Self::Ref<'_>) -> Self {
+        CellDims {
+            country: country.into(),
+            device: device.into(),
+            canvas: canvas.into(),
+            region: region.into(),
+        }
     }
 }
 
 impl Dims for PlayDims {
-    type Ref<'a> = (&'a str, &'a str);
+    type Ref<'a> = (&'a str, &'a str, &'a str);
     fn parts(&self) -> Self::Ref<'_> {
-        (&self.country, &self.device)
+        (&self.country, &self.device, &self.region)
     }
-    fn eq_parts(&self, (country, device): Self::Ref<'_>) -> bool {
-        *self.country == *country && *self.device == *device
+    fn eq_parts(&self, (country, device, region): Self::Ref<'_>) -> bool {
+        *self.country == *country && *self.device == *device && *self.region == *region
     }
     fn registry() -> &'static Registry<Self> {
         &PLAY_DIMS
     }
-    fn from_parts((country, device): Self::Ref<'_>) -> Self {
-        PlayDims { country: country.into(), device: device.into() }
+    fn from_parts((country, device, region): Self::Ref<'_>) -> Self {
+        PlayDims { country: country.into(), device: device.into(), region: region.into() }
     }
 }
 

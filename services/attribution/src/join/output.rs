@@ -21,16 +21,18 @@ pub struct CellDims {
     pub device: Box<str>,
     /// Canvas the impression was on.
     pub canvas: Box<str>,
+    /// Region the impression was logged in.
+    pub region: Box<str>,
 }
 
-/// A cell: (video_id, impression epoch, country, device, canvas) (DESIGN §3).
+/// A cell: (video_id, impression epoch, country, device, canvas, region) (DESIGN §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Cell {
     /// Title.
     pub video_id: i64,
     /// Epoch of the impression.
     pub epoch: i64,
-    /// Country, device and canvas (interned for the life of the process).
+    /// Country, device, canvas and region (interned for the life of the process).
     pub dims: &'static CellDims,
 }
 
@@ -41,16 +43,18 @@ pub struct PlayDims {
     pub country: Box<str>,
     /// Device type.
     pub device: Box<str>,
+    /// Region the play was logged in.
+    pub region: Box<str>,
 }
 
-/// Where unattributed plays are counted: (video_id, play epoch, country, device).
+/// Where unattributed plays are counted: (video_id, play epoch, country, device, region).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UnattributedKey {
     /// Title.
     pub video_id: i64,
     /// Epoch of the play.
     pub epoch: i64,
-    /// Country and device of the play (interned for the life of the process).
+    /// Country, device and region of the play (interned for the life of the process).
     pub dims: &'static PlayDims,
 }
 
@@ -79,7 +83,7 @@ pub struct Outcome {
     pub request_id: RequestId,
     /// Member who saw it.
     pub member_id: String,
-    /// The impression's cell (title, epoch, country, device, canvas).
+    /// The impression's cell (title, epoch, country, device, canvas, region).
     pub cell: Cell,
     /// Artwork shown.
     pub artwork_id: String,

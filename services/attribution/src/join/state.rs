@@ -485,7 +485,7 @@ impl JoinState {
         let cfg = self.config;
         let t = imp.event_time_ms;
         let epoch = cfg.epoch_of(t);
-        let dims = self.cell_dims.intern((&imp.country, &imp.device, &imp.canvas));
+        let dims = self.cell_dims.intern((&imp.country, &imp.device, &imp.canvas, &imp.region));
         let hash = self.hasher.hash_one(key);
         let head = self.head(hash, &key);
         // A play rewards this impression's outcome only if it arrived before its own
@@ -609,7 +609,7 @@ impl JoinState {
         let t = play.event_time_ms;
         // The play's own source's watermark, itself included (raised before this call).
         let arrived_at = self.watermarks[origin.index()].plays.unwrap_or(t);
-        let dims = self.play_dims.intern((&play.country, &play.device));
+        let dims = self.play_dims.intern((&play.country, &play.device, &play.region));
         let hash = self.hasher.hash_one(key);
         let head = self.head(hash, &key);
 

@@ -17,10 +17,10 @@ use super::{
 
 const MIN: i64 = 60_000;
 
-/// A neutral view of a cell: (video, epoch, country, device, canvas).
-type CellView = (i64, i64, String, String, String);
-/// (video, play epoch, country, device).
-type UnattributedView = (i64, i64, String, String);
+/// A neutral view of a cell: (video, epoch, country, device, canvas, region).
+type CellView = (i64, i64, String, String, String, String);
+/// (video, play epoch, country, device, region).
+type UnattributedView = (i64, i64, String, String, String);
 
 /// The set facts of a run, as plain values.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -34,7 +34,15 @@ impl Facts {
     fn absorb(&mut self, out: &Outputs) {
         let cell = |c: &super::Cell| {
             let dims = c.dims;
-            (c.video_id, c.epoch, dims.country.to_string(), dims.device.to_string(), dims.canvas.to_string())
+            let text = |s: &str| s.to_string();
+            (
+                c.video_id,
+                c.epoch,
+                text(&dims.country),
+                text(&dims.device),
+                text(&dims.canvas),
+                text(&dims.region),
+            )
         };
         for m in &out.impressions {
             self.impressions.insert((cell(&m.cell), m.request_id.to_string()));
@@ -46,7 +54,13 @@ impl Facts {
             let k = &m.key;
             let dims = k.dims;
             self.unattributed.insert((
-                (k.video_id, k.epoch, dims.country.to_string(), dims.device.to_string()),
+                (
+                    k.video_id,
+                    k.epoch,
+                    dims.country.to_string(),
+                    dims.device.to_string(),
+                    dims.region.to_string(),
+                ),
                 m.request_id.to_string(),
             ));
         }

@@ -3,10 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-/// A cell: (video_id, epoch_start_ms, country, device, canvas).
-pub type CellKey = (i64, i64, String, String, String);
-/// An unattributed slice: (video_id, epoch_start_ms, country, device).
-pub type UnattributedKey = (i64, i64, String, String);
+/// A cell: (video_id, epoch_start_ms, country, device, canvas, region).
+pub type CellKey = (i64, i64, String, String, String, String);
+/// An unattributed slice: (video_id, epoch_start_ms, country, device, region).
+pub type UnattributedKey = (i64, i64, String, String, String);
 
 /// Counts per cell and per unattributed slice.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

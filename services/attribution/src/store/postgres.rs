@@ -25,10 +25,10 @@ static ADD_MEMBERS: LazyLock<[String; 2]> = LazyLock::new(|| {
 fn add_members(members: &str, count: &str) -> String {
     let upsert = |table: &str, start: &str, dims: &str| {
         format!(
-            "INSERT INTO {table} (video_id, epoch_start_ms, country, device, canvas, {count})
+            "INSERT INTO {table} (video_id, epoch_start_ms, country, device, canvas, region, {count})
              SELECT video_id, {start}, {dims}, count(*) FROM new
-             GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
-             ON CONFLICT (video_id, epoch_start_ms, country, device, canvas)
+             GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
+             ON CONFLICT (video_id, epoch_start_ms, country, device, canvas, region)
              DO UPDATE SET {count} = {table}.{count} + EXCLUDED.{count}"
         )
     };
@@ -41,24 +41,24 @@ fn add_members(members: &str, count: &str) -> String {
         .collect();
     format!(
         "WITH new AS (
-            INSERT INTO {members} (video_id, epoch_start_ms, country, device, canvas, request_id)
-            SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[])
+            INSERT INTO {members} (video_id, epoch_start_ms, country, device, canvas, region, request_id)
+            SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
             ON CONFLICT DO NOTHING
-            RETURNING video_id, epoch_start_ms, country, device, canvas){rollups}
+            RETURNING video_id, epoch_start_ms, country, device, canvas, region){rollups}
          {}",
-        upsert("cell_counts", "epoch_start_ms", "country, device, canvas")
+        upsert("cell_counts", "epoch_start_ms", "country, device, canvas, region")
     )
 }
 
 const ADD_UNATTRIBUTED: &str = "WITH new AS (
-        INSERT INTO unattributed_members (video_id, epoch_start_ms, country, device, request_id)
-        SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[])
+        INSERT INTO unattributed_members (video_id, epoch_start_ms, country, device, region, request_id)
+        SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[])
         ON CONFLICT DO NOTHING
-        RETURNING video_id, epoch_start_ms, country, device)
-     INSERT INTO unattributed_counts (video_id, epoch_start_ms, country, device, plays)
-     SELECT video_id, epoch_start_ms, country, device, count(*) FROM new
-     GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-     ON CONFLICT (video_id, epoch_start_ms, country, device)
+        RETURNING video_id, epoch_start_ms, country, device, region)
+     INSERT INTO unattributed_counts (video_id, epoch_start_ms, country, device, region, plays)
+     SELECT video_id, epoch_start_ms, country, device, region, count(*) FROM new
+     GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+     ON CONFLICT (video_id, epoch_start_ms, country, device, region)
      DO UPDATE SET plays = unattributed_counts.plays + EXCLUDED.plays";
 
 /// Takes the given (video, request) plays out of the unattributed sets, wherever they
@@ -67,12 +67,12 @@ const RETRACT_UNATTRIBUTED: &str = "WITH gone AS (
         DELETE FROM unattributed_members u
         USING UNNEST($1::bigint[], $2::text[]) AS p(video_id, request_id)
         WHERE u.video_id = p.video_id AND u.request_id = p.request_id
-        RETURNING u.video_id, u.epoch_start_ms, u.country, u.device)
+        RETURNING u.video_id, u.epoch_start_ms, u.country, u.device, u.region)
      UPDATE unattributed_counts c SET plays = c.plays - g.n
-     FROM (SELECT video_id, epoch_start_ms, country, device, count(*) AS n FROM gone
-           GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4) g
+     FROM (SELECT video_id, epoch_start_ms, country, device, region, count(*) AS n FROM gone
+           GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5) g
      WHERE c.video_id = g.video_id AND c.epoch_start_ms = g.epoch_start_ms
-       AND c.country = g.country AND c.device = g.device";
+       AND c.country = g.country AND c.device = g.device AND c.region = g.region";
 
 const SAVE_PROGRESS: &str = "INSERT INTO partition_progress
         (consumer_group, topic, partition, committed_offset, oldest_needed_offset, watermark_ms, updated_at)
@@ -91,6 +91,7 @@ struct CellColumns {
     country: Vec<String>,
     device: Vec<String>,
     canvas: Vec<String>,
+    region: Vec<String>,
     request_id: Vec<String>,
 }
 
@@ -103,6 +104,7 @@ impl CellColumns {
             columns.country.push(member.cell.dims.country.to_string());
             columns.device.push(member.cell.dims.device.to_string());
             columns.canvas.push(member.cell.dims.canvas.to_string());
+            columns.region.push(member.cell.dims.region.to_string());
             columns.request_id.push(member.request_id.to_string());
         }
         columns
@@ -128,6 +130,7 @@ pub(super) async fn write(
             .bind(c.country)
             .bind(c.device)
             .bind(c.canvas)
+            .bind(c.region)
             .bind(c.request_id)
             .execute(&mut *tx)
             .await?;
@@ -146,6 +149,7 @@ pub(super) async fn write(
             .bind(members.iter().map(|m| m.key.epoch * epoch_len_ms).collect::<Vec<_>>())
             .bind(members.iter().map(|m| m.key.dims.country.to_string()).collect::<Vec<_>>())
             .bind(members.iter().map(|m| m.key.dims.device.to_string()).collect::<Vec<_>>())
+            .bind(members.iter().map(|m| m.key.dims.region.to_string()).collect::<Vec<_>>())
             .bind(members.iter().map(|m| m.request_id.to_string()).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await?;

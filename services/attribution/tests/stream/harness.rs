@@ -278,6 +278,11 @@ impl Harness {
 
 /// The record ingest would publish for `ev` (the `i`-th of its batch) on `topics`.
 pub(crate) fn event_record(topics: &Topics, i: usize, ev: &Ev) -> OutgoingRecord {
+    event_record_logged(topics, i, ev, ev.default_region())
+}
+
+/// The record of `ev` as `region` logged it.
+pub(crate) fn event_record_logged(topics: &Topics, i: usize, ev: &Ev, region: &str) -> OutgoingRecord {
     let (topic, payload) = match ev {
         Ev::Impression { request, video, t, country, device, canvas } => (
             &topics.impressions,
@@ -289,7 +294,7 @@ pub(crate) fn event_record(topics: &Topics, i: usize, ev: &Ev) -> OutgoingRecord
                 canvas: canvas.to_string(),
                 country: country.to_string(),
                 device: device.to_string(),
-                region: "us-east".into(),
+                region: region.into(),
                 event_time_ms: *t,
                 ..Default::default()
             }
@@ -304,7 +309,7 @@ pub(crate) fn event_record(topics: &Topics, i: usize, ev: &Ev) -> OutgoingRecord
                 video_id: *video,
                 country: country.to_string(),
                 device: device.to_string(),
-                region: "eu-west".into(),
+                region: region.into(),
                 event_time_ms: *t,
                 watch_seconds: 60,
             }

@@ -12,7 +12,9 @@ use bytes::Bytes;
 use nearline_eventlog::OutgoingRecord;
 
 use crate::harness::{Backend, Harness, on_both_backends, read_topic, settle};
-use crate::workload::{Ev, HOUR, MINUTE, PARTITIONS, T0, request_on, sentinels, workload};
+use crate::workload::{
+    Ev, HOUR, IMPRESSION_REGION, MINUTE, PARTITIONS, PLAY_REGION, T0, request_on, sentinels, workload,
+};
 
 on_both_backends!(
     a_play_four_hours_late_counts_in_its_impressions_epoch,
@@ -63,7 +65,7 @@ async fn a_play_four_hours_late_counts_in_its_impressions_epoch(backend: Backend
     stop.cancel();
     worker.await.expect("joined").expect("clean stop");
     let counts = harness.counts().await;
-    let cell = (7, T0, "US".to_string(), "tv".to_string(), "row".to_string());
+    let cell = (7, T0, "US".to_string(), "tv".to_string(), "row".to_string(), IMPRESSION_REGION.to_string());
     assert_eq!(
         counts.cells.get(&cell),
         Some(&(1, 1)),
@@ -118,7 +120,7 @@ async fn too_late_events_go_to_the_late_topic_and_backfill_counts_them(backend: 
         late.iter().map(|(kind, l)| (kind.as_str(), l.reason.as_str(), l.watermark_ms)).collect();
     let reason = LateReason::BeyondAllowedLateness.as_str();
     assert_eq!(summary, vec![("Impressions", reason, T0 + 8 * HOUR), ("Plays", reason, T0 + 8 * HOUR)]);
-    let cell = (7, T0, "CA".to_string(), "tv".to_string(), "row".to_string());
+    let cell = (7, T0, "CA".to_string(), "tv".to_string(), "row".to_string(), IMPRESSION_REGION.to_string());
     assert_eq!(harness.counts().await.cells.get(&cell), None, "the stream did not count them");
     assert_eq!(harness.reconcile(T0, T0 + HOUR).await.len(), 1, "reconcile reports the one missing cell");
 
@@ -159,7 +161,7 @@ async fn backfill_attributing_a_play_the_stream_expired_takes_it_out_of_unattrib
     harness.wait_drained().await;
     harness.publish(&[advance]).await;
     harness.wait_drained().await;
-    let slice = (9, T0 + 30 * MINUTE, "US".to_string(), "tv".to_string());
+    let slice = (9, T0 + 30 * MINUTE, "US".to_string(), "tv".to_string(), PLAY_REGION.to_string());
     let counts = harness.counts().await;
     assert_eq!(counts.unattributed.get(&slice), Some(&1), "the stream expired the play: {counts:?}");
 
@@ -172,7 +174,7 @@ async fn backfill_attributing_a_play_the_stream_expired_takes_it_out_of_unattrib
     harness.store.write(facts.as_facts(), &[]).await.expect("backfill written");
 
     let counts = harness.counts().await;
-    let cell = (9, T0, "US".to_string(), "tv".to_string(), "row".to_string());
+    let cell = (9, T0, "US".to_string(), "tv".to_string(), "row".to_string(), IMPRESSION_REGION.to_string());
     assert_eq!(counts.cells.get(&cell), Some(&(1, 1)), "backfill counted the impression and its play");
     assert_eq!(counts.unattributed.get(&slice), Some(&0), "and the play is no longer unattributed");
     let members =

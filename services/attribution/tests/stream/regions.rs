@@ -38,8 +38,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::harness::event_record;
-use crate::workload::{Counts, Ev, HOUR, Lcg, MINUTE, PARTITIONS, T0, reference, sentinels};
+use crate::harness::event_record_logged;
+use crate::workload::{Counts, Ev, HOUR, Lcg, MINUTE, PARTITIONS, T0, reference_logged, sentinels};
 
 /// A tansu broker of the test's own, SQLite storage in a temp dir; killed on drop.
 struct Broker {
@@ -165,8 +165,11 @@ impl Region {
     }
 
     async fn publish(&self, events: &[&Ev]) {
-        let records: Vec<_> =
-            events.iter().enumerate().map(|(i, ev)| event_record(&self.topics, i, ev)).collect();
+        let records: Vec<_> = events
+            .iter()
+            .enumerate()
+            .map(|(i, ev)| event_record_logged(&self.topics, i, ev, self.name))
+            .collect();
         for chunk in records.chunks(500) {
             self.log.publish(chunk.to_vec()).await.expect("published");
         }
@@ -435,7 +438,8 @@ async fn cross_region_pairs_count_once_through_a_mirror_outage() {
     // its complete_until stays behind what the mirror delivered.
     assert_eq!(eu.late_records().await, 0, "nothing judged too late while the mirror lags");
     let eu_local: Vec<Ev> = in_region(1, i64::MIN, outage_to).into_iter().cloned().collect();
-    let local_reference = reference(&eu_local, &eu.config.join);
+    let eu_logged: Vec<(&str, &Ev)> = eu_local.iter().map(|ev| (eu.name, ev)).collect();
+    let local_reference = reference_logged(&eu_logged, &eu.config.join);
     let stored = eu.counts().await;
     let after = outage_from + HOUR;
     let local_cells: Vec<_> =
@@ -491,11 +495,13 @@ async fn cross_region_pairs_count_once_through_a_mirror_outage() {
     to_eu.stop().await;
     to_us.stop().await;
 
-    // Both regions now hold the global counts: every pair once, wherever it was logged.
-    let mut all: Vec<Ev> = logged.iter().map(|(_, ev)| ev.clone()).collect();
-    all.extend(tail.iter().cloned());
-    all.extend(tail.iter().cloned());
-    let expected = reference(&all, &us.config.join);
+    // Both regions now hold the global counts: every pair once, in the cell of the region
+    // its impression was logged in (the sentinels were logged in both: once per region).
+    let mut all: Vec<(&str, &Ev)> = logged.iter().map(|(n, ev)| (regions[*n].name, ev)).collect();
+    for region in &regions {
+        all.extend(tail.iter().map(|ev| (region.name, ev)));
+    }
+    let expected = reference_logged(&all, &us.config.join);
     for region in &regions {
         assert_eq!(region.late_records().await, 0, "{}: nothing judged too late", region.name);
         let stored = region.counts().await;

@@ -33,6 +33,14 @@ pub(crate) enum Ev {
 }
 
 impl Ev {
+    /// Where the harness logs this event unless the test says otherwise.
+    pub(crate) fn default_region(&self) -> &'static str {
+        match self {
+            Ev::Impression { .. } => IMPRESSION_REGION,
+            Ev::Play { .. } => PLAY_REGION,
+        }
+    }
+
     pub(crate) fn request(&self) -> &str {
         match self {
             Ev::Impression { request, .. } | Ev::Play { request, .. } => request,
@@ -122,8 +130,13 @@ pub(crate) fn sentinels(after: i64) -> Vec<Ev> {
         .collect()
 }
 
-pub(crate) type CellKey = (i64, i64, String, String, String);
-pub(crate) type UnattributedKey = (i64, i64, String, String);
+pub(crate) type CellKey = (i64, i64, String, String, String, String);
+pub(crate) type UnattributedKey = (i64, i64, String, String, String);
+
+/// Where the harness logs an event unless the test says otherwise (`event_record`).
+pub(crate) const IMPRESSION_REGION: &str = "us-east";
+/// Where the harness logs a play unless the test says otherwise.
+pub(crate) const PLAY_REGION: &str = "eu-west";
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Counts {
@@ -131,37 +144,52 @@ pub(crate) struct Counts {
     pub(crate) unattributed: BTreeMap<UnattributedKey, i64>,
 }
 
-/// DESIGN §3, written out directly over the whole input.
+/// DESIGN §3, written out directly over the whole input, logged where the harness logs
+/// by default.
 pub(crate) fn reference(events: &[Ev], config: &JoinConfig) -> Counts {
+    let logged: Vec<(&str, &Ev)> = events.iter().map(|ev| (ev.default_region(), ev)).collect();
+    reference_logged(&logged, config)
+}
+
+/// DESIGN §3 over events each logged in the region named beside it.
+pub(crate) fn reference_logged(events: &[(&str, &Ev)], config: &JoinConfig) -> Counts {
     let epoch_start = |t: i64| t.div_euclid(config.epoch_len_ms) * config.epoch_len_ms;
     let mut impressions: BTreeMap<CellKey, BTreeSet<String>> = BTreeMap::new();
     let mut plays: BTreeMap<CellKey, BTreeSet<String>> = BTreeMap::new();
     let mut unattributed: BTreeMap<UnattributedKey, BTreeSet<String>> = BTreeMap::new();
-    let mut by_key: HashMap<(String, i64), Vec<&Ev>> = HashMap::new();
-    for ev in events {
+    let mut by_key: HashMap<(String, i64), Vec<(&str, &Ev)>> = HashMap::new();
+    for &(region, ev) in events {
         if let Ev::Impression { request, video, .. } = ev {
-            by_key.entry((request.clone(), *video)).or_default().push(ev);
+            by_key.entry((request.clone(), *video)).or_default().push((region, ev));
         }
     }
-    for ev in events {
+    let cell = |video: i64, t: i64, country: &str, device: &str, canvas: &str, region: &str| -> CellKey {
+        let text = str::to_string;
+        (video, epoch_start(t), text(country), text(device), text(canvas), text(region))
+    };
+    for &(region, ev) in events {
         if let Ev::Impression { request, video, t, country, device, canvas } = ev {
-            let cell = (*video, epoch_start(*t), country.to_string(), device.to_string(), canvas.to_string());
-            impressions.entry(cell).or_default().insert(request.clone());
+            impressions
+                .entry(cell(*video, *t, country, device, canvas, region))
+                .or_default()
+                .insert(request.clone());
         }
     }
-    for ev in events {
+    for &(region, ev) in events {
         let Ev::Play { request, video, t: pt, country, device } = ev else { continue };
         let mut attributed = false;
-        for imp in by_key.get(&(request.clone(), *video)).into_iter().flatten() {
+        for &(imp_region, imp) in by_key.get(&(request.clone(), *video)).into_iter().flatten() {
             let Ev::Impression { t, country: ic, device: id, canvas, .. } = imp else { continue };
             if *t - config.skew_ms <= *pt && *pt <= *t + config.attribution_window_ms {
                 attributed = true;
-                let cell = (*video, epoch_start(*t), ic.to_string(), id.to_string(), canvas.to_string());
-                plays.entry(cell).or_default().insert(request.clone());
+                plays
+                    .entry(cell(*video, *t, ic, id, canvas, imp_region))
+                    .or_default()
+                    .insert(request.clone());
             }
         }
         if !attributed {
-            let key = (*video, epoch_start(*pt), country.to_string(), device.to_string());
+            let key = (*video, epoch_start(*pt), country.to_string(), device.to_string(), region.to_string());
             unattributed.entry(key).or_default().insert(request.clone());
         }
     }

@@ -1,6 +1,6 @@
 // The insights dashboard: plain JS over the /v1 API, charts by the vendored uPlot;
 // common.js has the API client, the token handling and the chart helper. Page
-// parameters (all optional): ?video_id=&from=&to=&granularity=&slice=
+// parameters (all optional): ?video_id=&from=&to=&granularity=&slice=&region=
 //
 // The default range ends at the end of the current epoch, so what was posted a moment
 // ago is on the page, and the page refreshes itself every few seconds while visible.
@@ -19,7 +19,10 @@ function range() {
 
 function filtersQuery() {
   const { from, to } = range();
-  return `from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`;
+  const region = $("region").value.trim();
+  // No region: every region's counts, the global view (docs/regions.md).
+  const only = region ? `&region=${encodeURIComponent(region)}` : "";
+  return `from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}${only}`;
 }
 
 // One chart per element, replaced on each draw.
@@ -246,6 +249,7 @@ function init() {
   state.defaultTo = defaults.to;
   if (page.get("granularity")) $("granularity").value = page.get("granularity");
   if (page.get("slice")) $("slice").value = page.get("slice");
+  if (page.get("region")) $("region").value = page.get("region");
   let timer = null;
   $("search").addEventListener("input", () => {
     clearTimeout(timer);
@@ -253,6 +257,7 @@ function init() {
   });
   for (const id of ["granularity", "slice", "slice-metric"]) $(id).addEventListener("change", loadPerformance);
   $("top-metric").addEventListener("change", loadTop);
+  $("region").addEventListener("change", refresh);
   $("refresh").addEventListener("click", refresh);
   if (page.get("video_id")) state.videoId = Number(page.get("video_id"));
   refresh();

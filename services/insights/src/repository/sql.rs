@@ -28,14 +28,16 @@ pub(super) mod pg {
             CASE WHEN $5 THEN country ELSE '' END,
             CASE WHEN $6 THEN device ELSE '' END,
             CASE WHEN $7 THEN canvas ELSE '' END,
+            CASE WHEN $8 THEN region ELSE '' END,
             SUM(impressions)::BIGINT,
             SUM(plays)::BIGINT
         FROM cell_counts
         WHERE video_id = $1 AND epoch_start_ms >= $2 AND epoch_start_ms < $3
-          AND (cardinality($8::text[]) = 0 OR country = ANY($8))
-          AND (cardinality($9::text[]) = 0 OR device = ANY($9))
-          AND (cardinality($10::text[]) = 0 OR canvas = ANY($10))
-        GROUP BY 1, 2, 3, 4";
+          AND (cardinality($9::text[]) = 0 OR country = ANY($9))
+          AND (cardinality($10::text[]) = 0 OR device = ANY($10))
+          AND (cardinality($11::text[]) = 0 OR canvas = ANY($11))
+          AND (cardinality($12::text[]) = 0 OR region = ANY($12))
+        GROUP BY 1, 2, 3, 4, 5";
 
     pub(in crate::repository) const DAY_TOTALS: &str = "SELECT epoch_start_ms, impressions, plays
         FROM title_counts_daily WHERE video_id = $1 AND epoch_start_ms >= $2 AND epoch_start_ms < $3";
@@ -44,7 +46,8 @@ pub(super) mod pg {
         FROM unattributed_counts
         WHERE video_id = $1 AND epoch_start_ms >= $2 AND epoch_start_ms < $3
           AND (cardinality($4::text[]) = 0 OR country = ANY($4))
-          AND (cardinality($5::text[]) = 0 OR device = ANY($5))";
+          AND (cardinality($5::text[]) = 0 OR device = ANY($5))
+          AND (cardinality($6::text[]) = 0 OR region = ANY($6))";
 
     pub(in crate::repository) const TOP: &str =
         "SELECT video_id, SUM(impressions)::BIGINT, SUM(plays)::BIGINT
@@ -53,6 +56,7 @@ pub(super) mod pg {
           AND (cardinality($3::text[]) = 0 OR country = ANY($3))
           AND (cardinality($4::text[]) = 0 OR device = ANY($4))
           AND (cardinality($5::text[]) = 0 OR canvas = ANY($5))
+          AND (cardinality($6::text[]) = 0 OR region = ANY($6))
         GROUP BY video_id";
 
     pub(in crate::repository) const EPOCHS: &str =
@@ -82,14 +86,16 @@ pub(super) mod sqlite {
             CASE WHEN ?5 THEN country ELSE '' END,
             CASE WHEN ?6 THEN device ELSE '' END,
             CASE WHEN ?7 THEN canvas ELSE '' END,
+            CASE WHEN ?8 THEN region ELSE '' END,
             SUM(impressions),
             SUM(plays)
         FROM cell_counts
         WHERE video_id = ?1 AND epoch_start_ms >= ?2 AND epoch_start_ms < ?3
-          AND (json_array_length(?8) = 0 OR country IN (SELECT value FROM json_each(?8)))
-          AND (json_array_length(?9) = 0 OR device IN (SELECT value FROM json_each(?9)))
-          AND (json_array_length(?10) = 0 OR canvas IN (SELECT value FROM json_each(?10)))
-        GROUP BY 1, 2, 3, 4";
+          AND (json_array_length(?9) = 0 OR country IN (SELECT value FROM json_each(?9)))
+          AND (json_array_length(?10) = 0 OR device IN (SELECT value FROM json_each(?10)))
+          AND (json_array_length(?11) = 0 OR canvas IN (SELECT value FROM json_each(?11)))
+          AND (json_array_length(?12) = 0 OR region IN (SELECT value FROM json_each(?12)))
+        GROUP BY 1, 2, 3, 4, 5";
 
     pub(in crate::repository) const DAY_TOTALS: &str = "SELECT epoch_start_ms, impressions, plays
         FROM title_counts_daily WHERE video_id = ?1 AND epoch_start_ms >= ?2 AND epoch_start_ms < ?3";
@@ -98,7 +104,8 @@ pub(super) mod sqlite {
         FROM unattributed_counts
         WHERE video_id = ?1 AND epoch_start_ms >= ?2 AND epoch_start_ms < ?3
           AND (json_array_length(?4) = 0 OR country IN (SELECT value FROM json_each(?4)))
-          AND (json_array_length(?5) = 0 OR device IN (SELECT value FROM json_each(?5)))";
+          AND (json_array_length(?5) = 0 OR device IN (SELECT value FROM json_each(?5)))
+          AND (json_array_length(?6) = 0 OR region IN (SELECT value FROM json_each(?6)))";
 
     pub(in crate::repository) const TOP: &str = "SELECT video_id, SUM(impressions), SUM(plays)
         FROM cell_counts
@@ -106,6 +113,7 @@ pub(super) mod sqlite {
           AND (json_array_length(?3) = 0 OR country IN (SELECT value FROM json_each(?3)))
           AND (json_array_length(?4) = 0 OR device IN (SELECT value FROM json_each(?4)))
           AND (json_array_length(?5) = 0 OR canvas IN (SELECT value FROM json_each(?5)))
+          AND (json_array_length(?6) = 0 OR region IN (SELECT value FROM json_each(?6)))
         GROUP BY video_id";
 
     pub(in crate::repository) const EPOCHS: &str = "SELECT epoch_start_ms, SUM(impressions), SUM(plays)

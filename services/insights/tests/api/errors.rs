@@ -10,10 +10,10 @@ async fn bad_requests_name_the_parameter() {
     let perf = |query: &str| format!("/v1/titles/101/performance?{query}");
 
     let message = assert_invalid(
-        server.get(&perf(&format!("from={T0}&to={T2H}&group_by=country,region"))).await,
+        server.get(&perf(&format!("from={T0}&to={T2H}&group_by=country,continent"))).await,
         "group_by",
     );
-    assert!(message.contains("unknown dimension \"region\""), "{message}");
+    assert!(message.contains("unknown dimension \"continent\""), "{message}");
     assert_invalid(server.get(&perf(&format!("from=yesterday&to={T2H}"))).await, "from");
     assert_invalid(server.get(&perf(&format!("from={T0}&to=2026-13-01T00:00:00Z"))).await, "to");
     let message = assert_invalid(server.get(&perf(&format!("from={T2H}&to={T0}"))).await, "from");
@@ -34,7 +34,7 @@ async fn bad_requests_name_the_parameter() {
         assert_invalid(server.get(&format!("/v1/titles/top?from={T0}&to={T2H}&limit=0")).await, "limit");
     assert!(message.contains("at least 1"), "{message}");
     assert_invalid(server.get(&perf(&format!("from={T0}&to={T2H}&granularity=week"))).await, "granularity");
-    assert_invalid(server.get(&perf(&format!("from={T0}&to={T2H}&region=EU"))).await, "region");
+    assert_invalid(server.get(&perf(&format!("from={T0}&to={T2H}&continent=EU"))).await, "continent");
     assert_invalid(server.get(&format!("/v1/titles/abc/performance?from={T0}&to={T2H}")).await, "video_id");
 
     let top = |query: &str| format!("/v1/titles/top?from={T0}&to={T2H}&{query}");

@@ -41,8 +41,11 @@ async fn grpc_answers_like_http() {
     assert_eq!(first.group.len(), 2);
 
     let mut filtered = performance(101, T0_MS, T2H_MS, &[]);
-    filtered.filters =
-        Some(pb::Filters { country: vec!["US".into()], device: vec![], canvas: vec!["billboard".into()] });
+    filtered.filters = Some(pb::Filters {
+        country: vec!["US".into()],
+        canvas: vec!["billboard".into()],
+        ..Default::default()
+    });
     let response = client.get_title_performance(filtered).await.expect("ok").into_inner();
     let totals = response.totals.expect("totals");
     assert_eq!((totals.impressions, totals.plays, totals.take_rate), (5, 1, Some(0.2)));
@@ -86,7 +89,7 @@ async fn grpc_errors_name_the_field() {
         assert!(status.message().starts_with(field), "{status:?} does not name {field}");
     };
     expect(
-        client.get_title_performance(performance(101, T0_MS, T2H_MS, &["region"])).await,
+        client.get_title_performance(performance(101, T0_MS, T2H_MS, &["continent"])).await,
         Code::InvalidArgument,
         "group_by",
     );

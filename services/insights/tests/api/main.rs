@@ -9,4 +9,5 @@ mod errors;
 mod grpc;
 mod launch;
 mod performance;
+mod regions;
 mod top;

@@ -27,8 +27,14 @@ pub(super) fn reference(c: &JoinConfig, events: &[Event]) -> Facts {
         .collect();
     let mut facts = Facts::default();
     for i in &impressions {
-        let cell: CellView =
-            (i.video_id, epoch(i.event_time_ms), i.country.clone(), i.device.clone(), i.canvas.clone());
+        let cell: CellView = (
+            i.video_id,
+            epoch(i.event_time_ms),
+            i.country.clone(),
+            i.device.clone(),
+            i.canvas.clone(),
+            i.region.clone(),
+        );
         facts.impressions.insert((cell.clone(), i.request_id.clone()));
         let played = plays.iter().any(|p| {
             p.request_id == i.request_id
@@ -47,7 +53,7 @@ pub(super) fn reference(c: &JoinConfig, events: &[Event]) -> Facts {
         });
         if !attributed {
             let key: UnattributedView =
-                (p.video_id, epoch(p.event_time_ms), p.country.clone(), p.device.clone());
+                (p.video_id, epoch(p.event_time_ms), p.country.clone(), p.device.clone(), p.region.clone());
             facts.unattributed.insert((key, p.request_id.clone()));
         }
     }

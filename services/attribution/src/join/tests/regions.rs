@@ -13,7 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 
-use super::super::{Event, Input, JoinState, Origin, Outputs, ResumePoint, Source, SourceOffsets};
+use super::super::{
+    Event, Impression, Input, JoinState, Origin, Outputs, Play, ResumePoint, Source, SourceOffsets,
+};
 use super::Facts;
 use super::props::{LATENESS_STEPS, Spec, cuts, facts, feed, outcome_view, small_config, spec};
 use super::reference::reference;
@@ -29,6 +31,18 @@ struct Logged {
     region: u8,
     jitter: i64,
     mirror_delay: i64,
+}
+
+impl Logged {
+    /// The event as its region logged it (its `region` field names that region, so the
+    /// counts are per region too).
+    fn event(&self) -> Event {
+        let region = ["us-east", "eu-west"][usize::from(self.region)].to_owned();
+        match self.spec.event() {
+            Event::Impression(i) => Event::Impression(Impression { region, ..i }),
+            Event::Play(p) => Event::Play(Play { region, ..p }),
+        }
+    }
 }
 
 /// Events over both regions. Mirror delays are mostly small, at times an outage of many
@@ -111,7 +125,7 @@ fn source_orders(events: &[Logged], home: u8) -> BTreeMap<SourceId, Vec<(i64, In
             (logged_at + e.mirror_delay).max(previous)
         };
         let offset = queue.len() as i64;
-        queue.push((arrival, Input { origin, offset, event: e.spec.event() }));
+        queue.push((arrival, Input { origin, offset, event: e.event() }));
     }
     by_source
 }
@@ -144,7 +158,7 @@ fn arrival(events: &[Logged], home: u8, interleaving: &Interleaving) -> Vec<Inpu
 }
 
 fn all_events(events: &[Logged]) -> Vec<Event> {
-    events.iter().map(|e| e.spec.event()).collect()
+    events.iter().map(Logged::event).collect()
 }
 
 fn run(inputs: &[Input], cuts: &[usize]) -> (Outputs, Facts) {
