@@ -324,6 +324,9 @@ pub fn summarise(
     }
 }
 
+/// One summed field of [`Sums`].
+type Column = fn(&Sums) -> f64;
+
 /// From this many decisions on, the bootstrap is the Poisson one ([`crate::resample`]);
 /// below, the classical multinomial one. The Poisson bootstrap approximates the
 /// multinomial (its resample size is random, an effect that vanishes as `1/n`) and is
@@ -353,7 +356,7 @@ fn resample(
     // its Poisson counts); only those a requested estimator reads are summed (the
     // others stay 0).
     let wants = |e: Estimator| estimators.contains(&e);
-    let columns: [(bool, fn(&Sums) -> f64); 5] = [
+    let columns: [(bool, Column); 5] = [
         (wants(Estimator::Ips) || wants(Estimator::Snips), |u| u.wr),
         (wants(Estimator::Snips), |u| u.w),
         (wants(Estimator::Dr), |u| u.dr),
