@@ -6,8 +6,9 @@
 # distribution and the out-of-fold reward model's predictions over a fixed action space).
 #
 # Two timings, stated for what they are:
-#   1. like for like, the estimators only: nearline's (`estimate_arrays`) and OBP's
-#      (`obp_ope.py`) IPS, SNIPS and DR with their percentile bootstrap intervals, both
+#   1. like for like, the estimators only: nearline's (`estimate_arrays`: BCa intervals
+#      over a Poisson bootstrap at this size) and OBP's (`obp_ope.py`: percentile
+#      intervals over a multinomial bootstrap) IPS, SNIPS and DR, 1000 resamples, both
 #      handed the same arrays (the same target probabilities and the same reward-model
 #      predictions), array loading excluded on both sides; nearline once on every core
 #      and once pinned to one core (OBP's numpy is single-threaded);
@@ -20,13 +21,16 @@
 #   N=100000 bash bench/obp.sh           # fewer
 #
 # Environment: N (decisions, 1000000), TARGET ('linucb(alpha=0.5)'), BOOTSTRAP (1000),
-# CARGO_TARGET_DIR (where cargo builds, ./target by default).
+# E2E (1; 0 skips timing 2 and the release build of the `nearline` binary it needs, and
+# compares OBP with `estimate_arrays`'s estimates), CARGO_TARGET_DIR (where cargo
+# builds, ./target by default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 N="${N:-1000000}"
 TARGET="${TARGET:-linucb(alpha=0.5)}"
 BOOTSTRAP="${BOOTSTRAP:-1000}"
+E2E="${E2E:-1}"
 OUT="bench/out/obp-$N"
 VENV="bench/.venv"
 BIN="${CARGO_TARGET_DIR:-target}/release"
@@ -43,7 +47,10 @@ if ! "$VENV/bin/python" -c "import importlib.util as u, sys; sys.exit(u.find_spe
         matplotlib "seaborn>=0.11" tqdm pyyaml
 fi
 
-cargo build --release -q -p nearline-evaluate --example simulate_logs --example estimate_arrays -p nearline --bin nearline
+cargo build --release -q -p nearline-evaluate --example simulate_logs --example estimate_arrays
+if [ "$E2E" = 1 ]; then
+    cargo build --release -q -p nearline --bin nearline
+fi
 if [ ! -f "$OUT/arrays/meta.json" ]; then
     rm -rf "$OUT"
     "$BIN/examples/simulate_logs" --decisions "$N" --out "$OUT/logs" --obp "$OUT/arrays" --target "$TARGET"
@@ -59,19 +66,25 @@ taskset -c 0 "$BIN/examples/estimate_arrays" "$OUT/arrays" "$BOOTSTRAP" > "$OUT/
 arrays_1=$(sed -n 's/^NEARLINE_ARRAYS_SECONDS //p' "$OUT/nearline_arrays_1core.txt")
 
 # 2. nearline end to end.
-start=$(date +%s.%N)
-"$BIN/nearline" evaluate --policy "$TARGET" --from 0 --to "$TO" --input "$OUT/logs" \
-    --estimators ips,snips,dr --bootstrap "$BOOTSTRAP" --format json > "$OUT/nearline.json" 2> "$OUT/nearline.err"
-end=$(date +%s.%N)
-nearline_total=$(echo "$end - $start" | bc)
-grep -v '^\s*$' "$OUT/nearline.err" | grep -E '^(read|evaluat|  )' || true
+ours="$OUT/nearline_arrays.txt"
+if [ "$E2E" = 1 ]; then
+    start=$(date +%s.%N)
+    "$BIN/nearline" evaluate --policy "$TARGET" --from 0 --to "$TO" --input "$OUT/logs" \
+        --estimators ips,snips,dr --bootstrap "$BOOTSTRAP" --format json > "$OUT/nearline.json" 2> "$OUT/nearline.err"
+    end=$(date +%s.%N)
+    nearline_total=$(echo "$end - $start" | bc)
+    grep -v '^\s*$' "$OUT/nearline.err" | grep -E '^(read|evaluat|  )' || true
+    ours="$OUT/nearline.json"
+fi
 
-"$VENV/bin/python" bench/obp_ope.py "$OUT/arrays" "$OUT/nearline.json" "$BOOTSTRAP" | tee "$OUT/obp.txt"
+"$VENV/bin/python" bench/obp_ope.py "$OUT/arrays" "$ours" "$BOOTSTRAP" | tee "$OUT/obp.txt"
 obp=$(sed -n 's/^OBP_SECONDS //p' "$OUT/obp.txt")
 echo
 echo "like for like (the same arrays: target probabilities, reward-model predictions; IPS, SNIPS, DR + $BOOTSTRAP-resample intervals; loading excluded):"
 echo "  obp:                          ${obp} s"
 echo "  nearline, $(nproc) threads:            ${arrays} s   (obp / nearline $(echo "scale=1; $obp / $arrays" | bc)x)"
 echo "  nearline, pinned to one core: ${arrays_1} s   (obp / nearline $(echo "scale=1; $obp / $arrays_1" | bc)x)"
-echo "nearline evaluate end to end (read $N NDJSON.gz outcomes, train the target along them, reward model, estimates, bootstrap): ${nearline_total} s"
-echo "  (obp has no counterpart: it is handed the target's distribution and the reward model; obp's estimators alone / nearline end to end: $(echo "scale=2; $obp / $nearline_total" | bc)x)"
+if [ "$E2E" = 1 ]; then
+    echo "nearline evaluate end to end (read $N NDJSON.gz outcomes, train the target along them, reward model, estimates, bootstrap): ${nearline_total} s"
+    echo "  (obp has no counterpart: it is handed the target's distribution and the reward model; obp's estimators alone / nearline end to end: $(echo "scale=2; $obp / $nearline_total" | bc)x)"
+fi

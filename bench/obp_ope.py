@@ -2,7 +2,8 @@
 
 Reads the arrays `simulate_logs --obp DIR` wrote (the same decisions, propensities,
 rewards, target distribution and out-of-fold reward model that `nearline evaluate`
-used) and nearline's JSON report; prints both sides' estimates, intervals and times.
+used) and nearline's estimates (its JSON report, or `estimate_arrays`'s output);
+prints both sides' estimates, intervals and times.
 
 obp 0.5.7 pins Python < 3.11 and torch 1.12, for which there is no wheel on this
 Python; its off-policy estimators are numpy and scikit-learn only, and `obp.utils`
@@ -33,6 +34,20 @@ from obp.ope import SelfNormalizedInverseProbabilityWeighting  # noqa: E402
 from obp.version import __version__ as obp_version  # noqa: E402
 
 
+def nearline_estimates(path):
+    """nearline's estimates: from `nearline evaluate`'s JSON report, or from the lines
+    `estimate_arrays` prints (`ips 0.174045 [0.156905, 0.200326]`)."""
+    text = open(path).read()
+    if text.lstrip().startswith("{"):
+        return {e["estimator"]: e for e in json.loads(text)["overall"]["estimates"]}
+    ours = {}
+    for line in text.splitlines():
+        parts = line.replace("[", " ").replace("]", " ").replace(",", " ").split()
+        if len(parts) == 4 and parts[0] in ("ips", "snips", "dr"):
+            ours[parts[0]] = {"value": float(parts[1]), "low": float(parts[2]), "high": float(parts[3])}
+    return ours
+
+
 def main(arrays, report_path, bootstrap):
     meta = json.load(open(f"{arrays}/meta.json"))
     n, k = meta["rounds"], meta["actions"]
@@ -41,8 +56,7 @@ def main(arrays, report_path, bootstrap):
     reward = np.fromfile(f"{arrays}/reward.f64", dtype="<f8")
     action_dist = np.fromfile(f"{arrays}/action_dist.f64", dtype="<f8").reshape(n, k, 1)
     q_hat = np.fromfile(f"{arrays}/estimated_rewards.f64", dtype="<f8").reshape(n, k, 1)
-    report = json.load(open(report_path))
-    ours = {e["estimator"]: e for e in report["overall"]["estimates"]}
+    ours = nearline_estimates(report_path)
 
     estimators = {
         "ips": InverseProbabilityWeighting(),

@@ -11,7 +11,7 @@
 //!   would have online, with billboard's own policy core;
 //! - [`direct`]: the doubly robust estimator's out-of-fold reward model;
 //! - [`estimate`]: replay, IPS, SNIPS and DR with seeded bootstrap intervals
-//!   ([`interval`]: bias-corrected and accelerated);
+//!   ([`interval`]: bias-corrected and accelerated; [`resample`]: the Poisson bootstrap);
 //! - [`evaluation`]: one evaluation, overall and per slice; [`report`]: its output;
 //! - [`sim`]: logged data from billboard's simulated world, where the truth is known.
 //!
@@ -24,6 +24,7 @@ pub mod input;
 pub mod interval;
 pub mod record;
 pub mod report;
+pub mod resample;
 pub mod sim;
 pub mod spec;
 pub mod target;
