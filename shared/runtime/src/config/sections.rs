@@ -409,8 +409,8 @@ service_section!(
         /// billboard's simulator (≥ 90 % of the oracle's take rate): every point of
         /// uniform traffic costs about 0.007 of it, so the slice is 1 %.
         policy_mix: BTreeMap<String, f64> = BTreeMap::from([
-            ("linucb".to_string(), 0.97),
-            ("thompson".to_string(), 0.02),
+            ("linucb".to_string(), 0.98),
+            ("thompson".to_string(), 0.01),
             ("uniform".to_string(), 0.01),
         ]),
         /// Least probability of any candidate (bounds inverse-propensity weights).
