@@ -74,23 +74,29 @@ fn decisions(c: &mut Criterion) {
             });
         });
     }
-    // Thompson right after the model changed: the Monte Carlo estimate is computed, not
-    // read from the per-version cache (each of the 60 buckets pays this once per version).
-    group.bench_function("thompson_after_model_change", |b| {
-        let mut rng = Rng::new(5);
-        let mut version = 1;
-        b.iter_batched(
-            || {
-                version += 1;
-                Model::build(params, version, &learner.stats, facts.clone())
-            },
-            |model| {
-                let cell = cell(&mut rng);
-                black_box(model.probabilities(PolicyKind::Thompson, &cell, &arms))
-            },
-            BatchSize::LargeInput,
-        );
-    });
+    // Thompson right after the model changed: the win probabilities are computed, not
+    // read from the per-version cache (each of the 60 buckets pays this once per version),
+    // by quadrature (the default) and by 400 Monte Carlo draws.
+    for (name, draws) in [("thompson_after_model_change", 0), ("thompson_after_model_change_400_draws", 400)]
+    {
+        let params = Params { thompson_draws: draws, ..params };
+        group.bench_function(name, |b| {
+            let mut rng = Rng::new(5);
+            let mut version = 1;
+            // By reference: dropping the model is not part of a decision.
+            b.iter_batched_ref(
+                || {
+                    version += 1;
+                    Model::build(params, version, &learner.stats, facts.clone())
+                },
+                |model| {
+                    let cell = cell(&mut rng);
+                    black_box(model.probabilities(PolicyKind::Thompson, &cell, &arms))
+                },
+                BatchSize::LargeInput,
+            );
+        });
+    }
     group.finish();
 }
 

@@ -4,7 +4,7 @@
 //! propensity returned with it is its real probability:
 //!
 //! - [`model`]: the statistics and priors every policy reads, and each policy's
-//!   distribution (Thompson's win probabilities estimated by Monte Carlo, the
+//!   distribution (Thompson's win probabilities by quadrature ([`thompson`]), the
 //!   deterministic picks of UCB1 and LinUCB with ties split, ε-greedy, uniform), mixed
 //!   with the exploration floor;
 //! - [`decide`]: drawing the (title, artwork) pair, with the artwork drawn by a
@@ -21,6 +21,7 @@ pub mod model;
 pub mod rng;
 pub mod split;
 pub mod stats;
+pub mod thompson;
 
 #[cfg(test)]
 mod tests;

@@ -13,30 +13,53 @@
 //! `A = Λ + Σ w·xxᵀ` and `b = λ·m·e₀ + Σ r·x` over (arm, cell), with `m` the title's
 //! prior mean (its own shrunk take rate or its genre's), which is how a new title starts
 //! from what titles like it do rather than from zero.
+//!
+//! A decision predicts every candidate in one cell, so nothing on that path hashes a
+//! string per candidate: countries and devices get small ids from a [`Vocabulary`]
+//! shared by every title, the cell is resolved to those ids once per request
+//! ([`Vocabulary::resolve`]), and a title finds its features' positions by indexing
+//! arrays with them (its artworks, a handful, by a scan).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::context::{Cell, Daypart};
 
-/// One feature of an (artwork, context) pair.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Feature {
-    Country(Arc<str>),
-    Device(Arc<str>),
-    Daypart(Daypart),
-    Artwork(Arc<str>),
-    ArtworkDevice(Arc<str>, Arc<str>),
+/// A title's array entry for a value it never saw.
+const UNSEEN: u32 = u32::MAX;
+
+/// Ids of the countries and devices any title's model has seen. Ids are only ever
+/// added, and a model rebuilt from a previous one starts from its vocabulary, so a
+/// title's model reused across rebuilds still reads the right entries.
+#[derive(Debug, Clone, Default)]
+pub struct Vocabulary {
+    countries: HashMap<Arc<str>, u32>,
+    devices: HashMap<Arc<str>, u32>,
 }
 
-impl Feature {
-    fn is_artwork(&self) -> bool {
-        matches!(self, Feature::Artwork(_) | Feature::ArtworkDevice(..))
+impl Vocabulary {
+    /// The cell with its country and device as ids (`None`: no title has seen it).
+    pub fn resolve(&self, cell: &Cell) -> Resolved {
+        Resolved {
+            country: self.countries.get(&cell.country).copied(),
+            device: self.devices.get(&cell.device).copied(),
+            daypart: cell.daypart,
+        }
+    }
+
+    fn intern(map: &mut HashMap<Arc<str>, u32>, value: &Arc<str>) -> u32 {
+        let next = map.len() as u32;
+        *map.entry(value.clone()).or_insert(next)
     }
 }
 
-/// Features active for one (artwork, cell): the intercept and these five.
-const FEATURES: usize = 5;
+/// A cell resolved against a [`Vocabulary`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resolved {
+    country: Option<u32>,
+    device: Option<u32>,
+    daypart: Daypart,
+}
 
 /// The ridge strengths: of the intercept and the context's features, and of the
 /// artwork's own features (larger keeps an artwork close to its title until its
@@ -49,17 +72,28 @@ pub struct Ridge {
     pub artwork: f64,
 }
 
-impl Ridge {
-    fn of(&self, feature: &Feature) -> f64 {
-        if feature.is_artwork() { self.artwork } else { self.context }
-    }
+/// Where one artwork's features sit in its title's model.
+#[derive(Debug, Clone)]
+struct ArtworkSlots {
+    id: Arc<str>,
+    /// Index of the artwork's own feature.
+    slot: u32,
+    /// Index of its artwork × device feature, by device id (`UNSEEN` or past the end:
+    /// never seen on that device).
+    by_device: Vec<u32>,
 }
 
 /// A title's fitted ridge regression: the coefficients and the inverse design matrix.
 #[derive(Debug, Clone)]
 pub struct LinearTitle {
-    /// Feature index (after the intercept at 0).
-    index: HashMap<Feature, usize>,
+    /// Feature index (after the intercept at 0) of each country, by country id.
+    countries: Vec<u32>,
+    /// ... of each device, by device id.
+    devices: Vec<u32>,
+    /// ... of each daypart.
+    dayparts: [u32; 4],
+    /// The artworks' features.
+    artworks: Vec<ArtworkSlots>,
     /// `A⁻¹`, row-major `d × d`.
     a_inv: Vec<f64>,
     /// `θ = A⁻¹ b`.
@@ -70,48 +104,97 @@ pub struct LinearTitle {
     prior_mean: f64,
 }
 
+/// The entry of `id` in a by-id array, if the title saw it.
+fn seen(slots: &[u32], id: Option<u32>) -> Option<u32> {
+    id.and_then(|i| slots.get(i as usize).copied()).filter(|s| *s != UNSEEN)
+}
+
+/// The entry of `id` in `slots`, added as the next feature when new.
+fn slot_of(slots: &mut Vec<u32>, id: u32, ridges: &mut Vec<f64>, ridge: f64) -> u32 {
+    let i = id as usize;
+    if slots.len() <= i {
+        slots.resize(i + 1, UNSEEN);
+    }
+    if slots[i] == UNSEEN {
+        slots[i] = ridges.len() as u32;
+        ridges.push(ridge);
+    }
+    slots[i]
+}
+
 impl LinearTitle {
-    /// Fits the model from `(artwork, cell, weight, reward)` with prior mean `prior_mean`.
+    /// Fits the model from `(artwork, cell, weight, reward)` with prior mean
+    /// `prior_mean`, adding the cells' countries and devices to `vocabulary`.
     pub fn fit<'a>(
-        observations: impl Iterator<Item = (&'a Arc<str>, &'a Cell, f64, f64)> + Clone,
+        observations: impl Iterator<Item = (&'a Arc<str>, &'a Cell, f64, f64)>,
         prior_mean: f64,
         ridge: Ridge,
+        vocabulary: &mut Vocabulary,
     ) -> Self {
-        let mut index = HashMap::new();
+        let mut model = LinearTitle {
+            countries: Vec::new(),
+            devices: Vec::new(),
+            dayparts: [UNSEEN; 4],
+            artworks: Vec::new(),
+            a_inv: Vec::new(),
+            theta: Vec::new(),
+            ridge,
+            prior_mean,
+        };
+        // Feature indices in order of first occurrence, and each one's ridge.
         let mut ridges = vec![ridge.context];
-        for (artwork, cell, _, _) in observations.clone() {
-            for feature in features(artwork, cell) {
-                let next = index.len() + 1;
-                index.entry(feature).or_insert_with_key(|f| {
-                    ridges.push(ridge.of(f));
-                    next
-                });
+        let mut rows: Vec<([u32; FEATURES + 1], f64, f64)> = Vec::new();
+        for (artwork, cell, weight, reward) in observations {
+            let country = Vocabulary::intern(&mut vocabulary.countries, &cell.country);
+            let device = Vocabulary::intern(&mut vocabulary.devices, &cell.device);
+            let c = slot_of(&mut model.countries, country, &mut ridges, ridge.context);
+            let d = slot_of(&mut model.devices, device, &mut ridges, ridge.context);
+            let p = &mut model.dayparts[cell.daypart.index()];
+            if *p == UNSEEN {
+                *p = ridges.len() as u32;
+                ridges.push(ridge.context);
             }
+            let p = *p;
+            let a = match model.artworks.iter().position(|s| s.id == *artwork) {
+                Some(i) => i,
+                None => {
+                    model.artworks.push(ArtworkSlots {
+                        id: artwork.clone(),
+                        slot: ridges.len() as u32,
+                        by_device: Vec::new(),
+                    });
+                    ridges.push(ridge.artwork);
+                    model.artworks.len() - 1
+                }
+            };
+            let art = &mut model.artworks[a];
+            let ad = slot_of(&mut art.by_device, device, &mut ridges, ridge.artwork);
+            rows.push(([0, c, d, p, art.slot, ad], weight, reward));
         }
-        let d = index.len() + 1;
+        let d = ridges.len();
         let mut a = vec![0.0; d * d];
         for (i, l) in ridges.iter().enumerate() {
             a[i * d + i] = *l;
         }
         let mut b = vec![0.0; d];
         b[0] = ridge.context * prior_mean;
-        for (artwork, cell, weight, reward) in observations {
-            let active = active(&index, artwork, cell);
-            for &i in active.iter().flatten() {
+        for (active, weight, reward) in rows {
+            for &i in &active {
+                let i = i as usize;
                 b[i] += reward;
-                for &j in active.iter().flatten() {
-                    a[i * d + j] += weight;
+                for &j in &active {
+                    a[i * d + j as usize] += weight;
                 }
             }
         }
-        let a_inv = invert_spd(&a, d);
-        let theta = (0..d).map(|i| (0..d).map(|j| a_inv[i * d + j] * b[j]).sum()).collect();
-        Self { index, a_inv, theta, ridge, prior_mean }
+        model.a_inv = invert_spd(&a, d);
+        model.theta = (0..d).map(|i| (0..d).map(|j| model.a_inv[i * d + j] * b[j]).sum()).collect();
+        model
     }
 
     /// The model of a title with no outcomes yet.
     pub fn cold(prior_mean: f64, ridge: Ridge) -> Self {
-        Self::fit(std::iter::empty(), prior_mean, ridge)
+        Self::fit(std::iter::empty(), prior_mean, ridge, &mut Vocabulary::default())
     }
 
     /// The prior mean it was fitted with.
@@ -122,46 +205,48 @@ impl LinearTitle {
     /// Predicted mean reward of `artwork` in `cell` and its variance (`xᵀA⁻¹x`).
     /// Features the title never saw add nothing to the mean and their prior variance
     /// `1/λ` to the variance.
-    pub fn predict(&self, artwork: &Arc<str>, cell: &Cell) -> (f64, f64) {
+    pub fn predict(&self, artwork: &Arc<str>, cell: &Resolved) -> (f64, f64) {
         let d = self.theta.len();
-        let mut active = [None; FEATURES + 1];
+        let (ctx, art) = (1.0 / self.ridge.context, 1.0 / self.ridge.artwork);
+        let mut active = [0u32; FEATURES + 1];
+        let mut n = 1;
         let mut variance = 0.0;
-        active[0] = Some(0);
-        for (slot, feature) in active[1..].iter_mut().zip(features(artwork, cell)) {
-            *slot = self.index.get(&feature).copied();
-            if slot.is_none() {
-                variance += 1.0 / self.ridge.of(&feature);
+        let mut push = |slot: Option<u32>, prior: f64| match slot {
+            Some(s) => {
+                active[n] = s;
+                n += 1;
+            }
+            None => variance += prior,
+        };
+        push(seen(&self.countries, cell.country), ctx);
+        push(seen(&self.devices, cell.device), ctx);
+        push(Some(self.dayparts[cell.daypart.index()]).filter(|s| *s != UNSEEN), ctx);
+        // A title has a handful of artworks: the same `Arc` as the catalog's, usually.
+        match self.artworks.iter().find(|s| Arc::ptr_eq(&s.id, artwork) || s.id == *artwork) {
+            Some(s) => {
+                push(Some(s.slot), art);
+                push(seen(&s.by_device, cell.device), art);
+            }
+            None => {
+                push(None, art);
+                push(None, art);
             }
         }
+        let active = &active[..n];
         let mut mean = 0.0;
-        for i in active.iter().flatten() {
-            mean += self.theta[*i];
-            for j in active.iter().flatten() {
-                variance += self.a_inv[i * d + j];
+        for &i in active {
+            let row = &self.a_inv[i as usize * d..(i as usize + 1) * d];
+            mean += self.theta[i as usize];
+            for &j in active {
+                variance += row[j as usize];
             }
         }
         (mean, variance.max(0.0))
     }
 }
 
-fn features(artwork: &Arc<str>, cell: &Cell) -> [Feature; FEATURES] {
-    [
-        Feature::Country(cell.country.clone()),
-        Feature::Device(cell.device.clone()),
-        Feature::Daypart(cell.daypart),
-        Feature::Artwork(artwork.clone()),
-        Feature::ArtworkDevice(artwork.clone(), cell.device.clone()),
-    ]
-}
-
-/// Indices of the intercept and the pair's features (`None`: not in the index).
-fn active(index: &HashMap<Feature, usize>, artwork: &Arc<str>, cell: &Cell) -> [Option<usize>; FEATURES + 1] {
-    let mut out = [Some(0); FEATURES + 1];
-    for (slot, feature) in out[1..].iter_mut().zip(features(artwork, cell)) {
-        *slot = index.get(&feature).copied();
-    }
-    out
-}
+/// Features active for one (artwork, cell): the intercept and these five.
+const FEATURES: usize = 5;
 
 /// The inverse of a symmetric positive-definite matrix, by Cholesky factorisation.
 /// `A = λI + Σ w·xxᵀ` with λ > 0 is always positive definite.
@@ -210,6 +295,21 @@ mod tests {
 
     const RIDGE: Ridge = Ridge { context: 1.0, artwork: 1.0 };
 
+    /// Fits `data` with its own vocabulary, and predicts cells through it.
+    struct Fitted(LinearTitle, Vocabulary);
+
+    impl Fitted {
+        fn new(data: &[(&Arc<str>, &Cell, f64, f64)], prior_mean: f64, ridge: Ridge) -> Self {
+            let mut vocabulary = Vocabulary::default();
+            let model = LinearTitle::fit(data.iter().copied(), prior_mean, ridge, &mut vocabulary);
+            Fitted(model, vocabulary)
+        }
+
+        fn predict(&self, artwork: &Arc<str>, cell: &Cell) -> (f64, f64) {
+            self.0.predict(artwork, &self.1.resolve(cell))
+        }
+    }
+
     #[test]
     fn inverse_times_matrix_is_identity() {
         let a = [4.0, 1.0, 0.5, 1.0, 3.0, 0.2, 0.5, 0.2, 2.0];
@@ -231,7 +331,7 @@ mod tests {
         // TV plays at 20 %, mobile at 5 %, in the US; Brazil seen only on TV.
         let data =
             [(&art, &us_tv, 1000.0, 200.0), (&art, &us_mobile, 1000.0, 50.0), (&art, &br_tv, 1000.0, 200.0)];
-        let model = LinearTitle::fit(data.iter().copied(), 0.1, RIDGE);
+        let model = Fitted::new(&data, 0.1, RIDGE);
         let (tv, _) = model.predict(&art, &us_tv);
         let (mobile, _) = model.predict(&art, &us_mobile);
         assert!((tv - 0.2).abs() < 0.01, "{tv}");
@@ -252,7 +352,7 @@ mod tests {
         let br = cell("BR", "tv", Daypart::Evening);
         // Artwork a: 20 % in the US, 10 % in Brazil; artwork b, seen only in the US, 30 %.
         let data = [(&a, &us, 2000.0, 400.0), (&a, &br, 2000.0, 200.0), (&b, &us, 2000.0, 600.0)];
-        let model = LinearTitle::fit(data.iter().copied(), 0.1, RIDGE);
+        let model = Fitted::new(&data, 0.1, RIDGE);
         // b in Brazil: b's offset over a (+10 points) on the title's Brazil effect (−10).
         let (b_br, _) = model.predict(&b, &br);
         assert!((b_br - 0.2).abs() < 0.02, "{b_br}");
@@ -266,7 +366,8 @@ mod tests {
     #[test]
     fn no_data_predicts_the_prior() {
         let model = LinearTitle::cold(0.07, Ridge { context: 2.0, artwork: 4.0 });
-        let (mean, var) = model.predict(&"a".into(), &cell("US", "tv", Daypart::Night));
+        let (mean, var) =
+            model.predict(&"a".into(), &Vocabulary::default().resolve(&cell("US", "tv", Daypart::Night)));
         assert!((mean - 0.07).abs() < 1e-12);
         assert!((var - (0.5 + 3.0 * 0.5 + 2.0 * 0.25)).abs() < 1e-12, "{var}");
     }

@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use super::context::{Bucket, BucketFields, Cell};
-use super::linear::{LinearTitle, Ridge};
-use super::rng::{BetaDraws, BetaShape, Rng, mix64, stable_hash};
+use super::linear::{LinearTitle, Ridge, Vocabulary};
+use super::rng::{BetaDraws, BetaShape, IdMap, Rng, mix64, stable_hash};
 use super::stats::{Arm, Counter, Discount, Statistics, TitleFacts};
 use super::{PolicyKind, Probabilities};
 
@@ -45,7 +45,8 @@ pub struct Params {
     pub new_title_impressions: u64,
     /// ...and each of its pairs gets at least this probability.
     pub new_title_floor: f64,
-    /// Monte Carlo draws estimating Thompson sampling's win probabilities.
+    /// How Thompson sampling's win probabilities are computed: 0, by quadrature (see
+    /// [`super::thompson`]); else estimated by this many Monte Carlo draws.
     pub thompson_draws: usize,
     /// Most pseudo-impressions a title's early read from insights counts for in its
     /// prior, however many impressions it had: an early read is another canvas and
@@ -68,7 +69,7 @@ impl Default for Params {
             min_propensity: 0.0003,
             new_title_impressions: 100,
             new_title_floor: 0.01,
-            thompson_draws: 400,
+            thompson_draws: 0,
             early_read_weight: 200.0,
         }
     }
@@ -140,9 +141,11 @@ pub struct Model {
     params: Params,
     version: u64,
     arms: HashMap<Arm, ArmModel>,
-    titles: HashMap<i64, TitleModel>,
+    titles: IdMap<TitleModel>,
     /// The linear model of each title with outcomes.
-    linear: HashMap<i64, LinearTitle>,
+    linear: IdMap<LinearTitle>,
+    /// The ids of the linear models' countries and devices.
+    vocabulary: Vocabulary,
     facts: Arc<HashMap<i64, TitleFacts>>,
     /// Shrunk take rate per (kind, genre).
     groups: HashMap<(String, String), f64>,
@@ -182,7 +185,7 @@ impl Model {
         facts: Arc<HashMap<i64, TitleFacts>>,
         touched: &HashSet<Arm>,
     ) -> Self {
-        let mut titles: HashMap<i64, TitleModel> = HashMap::new();
+        let mut titles: IdMap<TitleModel> = IdMap::default();
         let (mut w_all, mut r_all) = (0.0, 0.0);
         for (arm, cells) in stats.arms() {
             let latest = cells.values().map(|c| c.at_ms).max().unwrap_or(0);
@@ -214,7 +217,8 @@ impl Model {
             version,
             arms: HashMap::new(),
             titles,
-            linear: HashMap::new(),
+            linear: IdMap::default(),
+            vocabulary: Vocabulary::default(),
             facts,
             groups,
             global_mean,
@@ -234,7 +238,7 @@ impl Model {
             arms.insert(arm.clone(), fitted);
         }
         model.arms = arms;
-        model.linear = Self::fit_linear(previous, &model, stats, touched);
+        (model.linear, model.vocabulary) = Self::fit_linear(previous, &model, stats, touched);
         model
     }
 
@@ -245,15 +249,17 @@ impl Model {
         model: &Model,
         stats: &Statistics,
         touched: &HashSet<Arm>,
-    ) -> HashMap<i64, LinearTitle> {
+    ) -> (IdMap<LinearTitle>, Vocabulary) {
         let params = &model.params;
+        // Ids stay those of the models reused from `previous`.
+        let mut vocabulary = previous.map(|p| p.vocabulary.clone()).unwrap_or_default();
         let ridge = Ridge { context: params.ridge, artwork: params.artwork_ridge };
         let touched_titles: HashSet<i64> = touched.iter().map(|a| a.video_id).collect();
         let mut by_title: HashMap<i64, Vec<ArmCells<'_>>> = HashMap::new();
         for (arm, cells) in stats.arms() {
             by_title.entry(arm.video_id).or_default().push((arm, cells));
         }
-        by_title
+        let linear = by_title
             .into_iter()
             .map(|(video_id, arms)| {
                 let prior = model.title_prior(video_id);
@@ -266,18 +272,16 @@ impl Model {
                 }
                 let latest =
                     arms.iter().flat_map(|(_, cells)| cells.values()).map(|c| c.at_ms).max().unwrap_or(0);
-                let observations: Vec<(&Arc<str>, &Cell, f64, f64)> = arms
-                    .iter()
-                    .flat_map(|(arm, cells)| {
-                        cells.iter().map(move |(cell, c)| {
-                            let (w, r) = c.at(latest, params.discount);
-                            (&arm.artwork_id, cell, w, r)
-                        })
+                let observations = arms.iter().flat_map(|(arm, cells)| {
+                    cells.iter().map(move |(cell, c)| {
+                        let (w, r) = c.at(latest, params.discount);
+                        (&arm.artwork_id, cell, w, r)
                     })
-                    .collect();
-                (video_id, LinearTitle::fit(observations.iter().copied(), prior, ridge))
+                });
+                (video_id, LinearTitle::fit(observations, prior, ridge, &mut vocabulary))
             })
-            .collect()
+            .collect();
+        (linear, vocabulary)
     }
 
     /// The model's version.
@@ -352,22 +356,24 @@ impl Model {
     /// The linear model's predicted take rate and its standard deviation per candidate.
     pub fn linear_predictions(&self, cell: &Cell, candidates: &[Arm]) -> Vec<(f64, f64)> {
         let ridge = Ridge { context: self.params.ridge, artwork: self.params.artwork_ridge };
-        let mut cold: Option<(i64, LinearTitle)> = None;
+        let resolved = self.vocabulary.resolve(cell);
+        // The title of the previous candidate (a title's pairs are adjacent), and its model
+        // or, for a title with no outcomes, its prior with every feature's prior variance.
+        let mut title: Option<(i64, std::borrow::Cow<'_, LinearTitle>)> = None;
         candidates
             .iter()
             .map(|arm| {
-                let (mean, var) = match self.linear.get(&arm.video_id) {
-                    Some(m) => m.predict(&arm.artwork_id, cell),
-                    None => {
-                        // A title with no outcomes: its prior, with every feature's
-                        // prior variance (built once per title of the request).
-                        if cold.as_ref().is_none_or(|(id, _)| *id != arm.video_id) {
-                            let prior = self.title_prior(arm.video_id);
-                            cold = Some((arm.video_id, LinearTitle::cold(prior, ridge)));
+                if title.as_ref().is_none_or(|(id, _)| *id != arm.video_id) {
+                    let model = match self.linear.get(&arm.video_id) {
+                        Some(m) => std::borrow::Cow::Borrowed(m),
+                        None => {
+                            std::borrow::Cow::Owned(LinearTitle::cold(self.title_prior(arm.video_id), ridge))
                         }
-                        cold.as_ref().map_or((0.0, 0.0), |(_, m)| m.predict(&arm.artwork_id, cell))
-                    }
-                };
+                    };
+                    title = Some((arm.video_id, model));
+                }
+                let (mean, var) =
+                    title.as_ref().map_or((0.0, 0.0), |(_, m)| m.predict(&arm.artwork_id, &resolved));
                 (mean, var.sqrt())
             })
             .collect()
@@ -429,9 +435,9 @@ impl Model {
         Probabilities { probs: with_floors(&q, &floors), best }
     }
 
-    /// Thompson sampling's win probabilities, estimated by Monte Carlo with a seed fixed
-    /// by the model version, the bucket and the candidates (so equal requests against one
-    /// version get equal probabilities), cached for the version.
+    /// Thompson sampling's win probabilities, by quadrature, or estimated by Monte Carlo
+    /// with a seed fixed by the model version, the bucket and the candidates (so equal
+    /// requests against one version get equal probabilities); cached for the version.
     ///
     /// Each bucket's Beta prior is centred on the linear model's prediction for the
     /// cell, so a bucket with few outcomes starts from what the arm's title does in
@@ -451,11 +457,25 @@ impl Model {
             .map(|(a, (centre, _))| self.arm(a).beta_around(&bucket, k, *centre))
             .collect();
         let means: Vec<f64> = posts.iter().map(|(a, b)| a / (a + b)).collect();
+        let wins = match self.params.thompson_draws {
+            0 => super::thompson::win_probabilities(&posts),
+            draws => self.monte_carlo(key, &posts, draws),
+        };
+        let probs = Arc::new((wins, means));
+        let mut cache = self.thompson.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= THOMPSON_CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(key, probs.clone());
+        probs
+    }
+
+    /// Win probabilities estimated from `draws` Monte Carlo draws of the posteriors.
+    fn monte_carlo(&self, key: u64, posts: &[(f64, f64)], draws: usize) -> Vec<f64> {
         let mut rng = Rng::new(mix64(key ^ self.version.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
         let mut beta = BetaDraws::new(&mut rng);
         let shapes: Vec<BetaShape> = posts.iter().map(|(a, b)| BetaShape::new(*a, *b)).collect();
-        let draws = self.params.thompson_draws.max(1);
-        let mut wins = vec![0u32; candidates.len()];
+        let mut wins = vec![0u32; posts.len()];
         for _ in 0..draws {
             let mut best = (f64::NEG_INFINITY, 0);
             for (i, shape) in shapes.iter().enumerate() {
@@ -466,13 +486,7 @@ impl Model {
             }
             wins[best.1] += 1;
         }
-        let probs = Arc::new((wins.iter().map(|&w| f64::from(w) / draws as f64).collect::<Vec<_>>(), means));
-        let mut cache = self.thompson.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= THOMPSON_CACHE_ENTRIES {
-            cache.clear();
-        }
-        cache.insert(key, probs.clone());
-        probs
+        wins.iter().map(|&w| f64::from(w) / draws as f64).collect()
     }
 }
 
