@@ -179,37 +179,28 @@ async fn counts_before_regions_keep_them_in_region_none(database: Database, dir:
     let unattributed = "SELECT region, plays FROM unattributed_counts";
     type Rows = Vec<(String, i64, i64)>;
     type ByRegion = Vec<(String, i64)>;
+    // The same steps on either backend's pool (their types differ, the SQL does not).
+    macro_rules! upgrade_and_read {
+        ($pool:expr) => {{
+            let pool = $pool;
+            before.run(pool).await.expect("earlier migrations");
+            sqlx::raw_sql(setup).execute(pool).await.expect("seed");
+            database.migrate().await.expect("the rest");
+            sqlx::query(after).execute(pool).await.expect("a cell in a region");
+            let mut by_table = Vec::new();
+            for table in tables {
+                by_table.push(sqlx::query_as(read(table)).fetch_all(pool).await.unwrap());
+            }
+            (
+                by_table,
+                sqlx::query_as(members).fetch_all(pool).await.unwrap(),
+                sqlx::query_as(unattributed).fetch_all(pool).await.unwrap(),
+            )
+        }};
+    }
     let (by_table, members, unattributed): (Vec<Rows>, ByRegion, ByRegion) = match &database {
-        Database::Postgres(pool) => {
-            before.run(pool).await.expect("earlier migrations");
-            sqlx::raw_sql(setup).execute(pool).await.expect("seed");
-            database.migrate().await.expect("the rest");
-            sqlx::query(after).execute(pool).await.expect("a cell in a region");
-            let mut by_table = Vec::new();
-            for table in tables {
-                by_table.push(sqlx::query_as(read(table)).fetch_all(pool).await.unwrap());
-            }
-            (
-                by_table,
-                sqlx::query_as(members).fetch_all(pool).await.unwrap(),
-                sqlx::query_as(unattributed).fetch_all(pool).await.unwrap(),
-            )
-        }
-        Database::Sqlite(pool) => {
-            before.run(pool).await.expect("earlier migrations");
-            sqlx::raw_sql(setup).execute(pool).await.expect("seed");
-            database.migrate().await.expect("the rest");
-            sqlx::query(after).execute(pool).await.expect("a cell in a region");
-            let mut by_table = Vec::new();
-            for table in tables {
-                by_table.push(sqlx::query_as(read(table)).fetch_all(pool).await.unwrap());
-            }
-            (
-                by_table,
-                sqlx::query_as(members).fetch_all(pool).await.unwrap(),
-                sqlx::query_as(unattributed).fetch_all(pool).await.unwrap(),
-            )
-        }
+        Database::Postgres(pool) => upgrade_and_read!(pool),
+        Database::Sqlite(pool) => upgrade_and_read!(pool),
     };
     assert_eq!(by_table[0], [(String::new(), 2, 1), ("eu-west".to_string(), 5, 0)], "cell_counts");
     for (table, rows) in tables.iter().zip(&by_table).skip(1) {

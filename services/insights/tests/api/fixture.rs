@@ -65,11 +65,17 @@ INSERT INTO partition_progress (consumer_group, topic, partition, committed_offs
 
 /// Loads [`SEED_SQL`] into a migrated database, with the roll-ups of its cells.
 pub(crate) async fn seed(database: &nearline_storage::Database) -> Result<(), sqlx::Error> {
+    load(database, SEED_SQL).await
+}
+
+/// Loads rows given as plain SQL into a migrated database, with the roll-ups of its cells.
+pub(crate) async fn load(
+    database: &nearline_storage::Database,
+    sql: &'static str,
+) -> Result<(), sqlx::Error> {
     match database {
-        nearline_storage::Database::Postgres(pool) => {
-            sqlx::raw_sql(SEED_SQL).execute(pool).await.map(drop)?
-        }
-        nearline_storage::Database::Sqlite(pool) => sqlx::raw_sql(SEED_SQL).execute(pool).await.map(drop)?,
+        nearline_storage::Database::Postgres(pool) => sqlx::raw_sql(sql).execute(pool).await.map(drop)?,
+        nearline_storage::Database::Sqlite(pool) => sqlx::raw_sql(sql).execute(pool).await.map(drop)?,
     }
     // The cells were written directly, not through attribution: roll them up as it would.
     nearline_storage::rollups::rebuild(database).await

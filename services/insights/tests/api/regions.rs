@@ -30,12 +30,7 @@ INSERT INTO unattributed_counts (video_id, epoch_start_ms, country, device, regi
 
 async fn seeded(backend: Backend) -> nearline_storage::Database {
     let database = database(backend).await;
-    match &database {
-        nearline_storage::Database::Postgres(pool) => sqlx::raw_sql(SEED).execute(pool).await.map(drop),
-        nearline_storage::Database::Sqlite(pool) => sqlx::raw_sql(SEED).execute(pool).await.map(drop),
-    }
-    .expect("seed");
-    nearline_storage::rollups::rebuild(&database).await.expect("roll-ups");
+    super::fixture::load(&database, SEED).await.expect("seed");
     database
 }
 
