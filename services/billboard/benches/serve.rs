@@ -82,7 +82,7 @@ async fn main() {
         .send()
         .await;
     assert_eq!(r.unwrap().status(), 200);
-    let grpc_client = BillboardServiceClient::connect(grpc).await.expect("gRPC");
+    let grpc_client = BillboardServiceClient::connect(grpc.clone()).await.expect("gRPC");
     println!("offered {rate} decisions/s for {PHASE:?}, 50 candidates (the pool), default policy mix");
 
     for transport in ["gRPC", "HTTP"] {
@@ -127,28 +127,17 @@ async fn main() {
         println!("{transport:<5} open loop: {}", percentiles(samples));
     }
 
-    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let start = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for t in 0..32u64 {
-        let (mut grpc_client, done) = (grpc_client.clone(), done.clone());
-        tasks.spawn(async move {
-            let mut i = t;
-            while start.elapsed() < PHASE {
-                let request = pb::ChooseBillboardRequest {
-                    member_id: format!("m{i}"),
-                    context: Some(context(i)),
-                    candidates: Vec::new(),
-                };
-                grpc_client.choose_billboard(request).await.expect("decision");
-                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                i += 32;
-            }
-        });
+    // Closed loop: 32 requests in flight, over one connection and then spread over
+    // several (a deployment's clients hold many; over one, both ends' HTTP/2 connection
+    // tasks serialise every frame on one core each).
+    for connections in [1usize, 4] {
+        let mut channels = Vec::with_capacity(connections);
+        for _ in 0..connections {
+            channels.push(BillboardServiceClient::connect(grpc.clone()).await.expect("gRPC"));
+        }
+        let rate = closed_loop(&channels, 32).await;
+        println!("gRPC  closed loop, 32 in flight over {connections} connection(s): {rate:.0} decisions/s");
     }
-    while tasks.join_next().await.is_some() {}
-    let n = done.load(std::sync::atomic::Ordering::Relaxed);
-    println!("gRPC  closed loop, 32 in flight: {:.0} decisions/s", n as f64 / start.elapsed().as_secs_f64());
     // What the server spent per decision, from its own histogram.
     let metrics = client.get(format!("{http}/metrics")).send().await.unwrap().text().await.unwrap();
     let buckets: Vec<&str> = metrics
@@ -160,4 +149,30 @@ async fn main() {
         println!("  {line}");
     }
     shutdown.cancel();
+}
+
+/// Decisions per second with `in_flight` requests always outstanding, shared round
+/// robin over `channels`, for one phase.
+async fn closed_loop(channels: &[BillboardServiceClient<tonic::transport::Channel>], in_flight: u64) -> f64 {
+    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for t in 0..in_flight {
+        let (mut grpc_client, done) = (channels[t as usize % channels.len()].clone(), done.clone());
+        tasks.spawn(async move {
+            let mut i = t;
+            while start.elapsed() < PHASE {
+                let request = pb::ChooseBillboardRequest {
+                    member_id: format!("m{i}"),
+                    context: Some(context(i)),
+                    candidates: Vec::new(),
+                };
+                grpc_client.choose_billboard(request).await.expect("decision");
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                i += in_flight;
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    done.load(std::sync::atomic::Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
 }
