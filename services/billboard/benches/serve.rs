@@ -17,6 +17,10 @@ use nearline_runtime::server::Listeners;
 use nearline_storage::Database;
 use tokio_util::sync::CancellationToken;
 
+/// The allocator of the `nearline` binary, so the numbers are the ones it gets.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const TITLES: i64 = 25;
 const PHASE: Duration = Duration::from_secs(8);
 
