@@ -115,6 +115,7 @@ pub(crate) async fn evaluate(args: EvaluateArgs, config: &Config) -> anyhow::Res
         },
         range: Range { from_ms: args.from, to_ms: args.to },
         direct_params: settings.params,
+        stickiness_ms: settings.stickiness_ms,
     };
 
     let reading = std::time::Instant::now();

@@ -98,6 +98,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         training: Training::default(),
         range: Range { from_ms: i64::MIN, to_ms: i64::MAX },
         direct_params: Params::default(),
+        stickiness_ms: 24 * 3_600_000,
     };
     // The target's distribution over each decision's candidates (`None`: `logging`).
     let (_, walked) = evaluate_with(&logs, &target, &options, |i, probs| {

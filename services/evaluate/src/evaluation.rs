@@ -3,13 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use nearline_billboard::policy::Params;
+use nearline_billboard::policy::{Params, PolicyKind};
 
 use crate::direct::DirectModel;
 use crate::estimate::{self, Bootstrap, Estimator, ReplayData, Term, TermInput};
 use crate::record::{Decision, Logs, Problem};
 use crate::report::{EstimateReport, Report, SliceReport};
-use crate::spec::Target;
+use crate::spec::{Target, TargetKind};
 use crate::target::{self, Range, TargetProbs, Training};
 use crate::{Error, Result};
 
@@ -80,6 +80,9 @@ pub struct Options {
     pub range: Range,
     /// Parameters of the direct reward model (billboard's configured ones).
     pub direct_params: Params,
+    /// The logging billboard's artwork stickiness (`billboard.artwork_stickiness`), to
+    /// count the decisions whose artwork repeated an earlier draw (0: none did).
+    pub stickiness_ms: i64,
 }
 
 /// Evaluates `target` on `logs`.
@@ -177,6 +180,8 @@ pub fn evaluate_with<V: Send>(
         }
     }
     let outcomes = logs.decisions.len() as u64;
+    let sticky_repeats = logs.sticky_repeats(range, options.stickiness_ms);
+    let warnings = sticky_warning(target, sticky_repeats, terms.len()).into_iter().collect();
     let report = Report {
         target: target.spec.clone(),
         from_ms: range.from_ms,
@@ -191,10 +196,36 @@ pub fn evaluate_with<V: Send>(
         confidence: 0.95,
         clip: options.clip,
         replay_data: replay.as_str(),
+        sticky_repeats,
+        warnings,
         overall,
         slices,
     };
     Ok((report, visited))
+}
+
+/// The warning for a target that learns along logs where billboard's artwork
+/// stickiness repeated earlier draws (`repeats` of `evaluated` decisions), if any.
+///
+/// A repeated draw is not independent of the member's earlier impression of the title,
+/// which the target learned from, so the logged (marginal) propensity is not the
+/// draw's probability given what the target knew. Measured on simulated Thompson logs
+/// (the crate's README, "Tests"), this biases targets that learn each arm within its
+/// own context bucket from few outcomes; a fixed target (`uniform`, `logging`, a
+/// snapshot) does not learn from the member and is not affected.
+fn sticky_warning(target: &Target, repeats: u64, evaluated: usize) -> Option<String> {
+    let learns = matches!(target.policy(), Some(p) if p != PolicyKind::Uniform)
+        && !matches!(target.kind, TargetKind::Snapshot { .. });
+    (learns && repeats > 0).then(|| {
+        format!(
+            "{repeats} of {evaluated} evaluated decisions ({:.1} %) showed a member a title again within \
+             billboard's artwork stickiness, so their artwork repeated an earlier draw: a target that learns \
+             along the logs, most one that learns each arm within its own context bucket from few outcomes \
+             (epsilon_greedy, ucb1), may be estimated with a bias; a fixed target (uniform, logging, \
+             snapshot) is not affected (services/evaluate/README.md, \"Tests\")",
+            100.0 * repeats as f64 / evaluated.max(1) as f64
+        )
+    })
 }
 
 /// Fails when the range holds no decision, or decisions that cannot be evaluated

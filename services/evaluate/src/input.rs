@@ -134,6 +134,7 @@ impl OutcomeJson {
         Logged {
             arm: Arm::new(self.video_id, &self.artwork_id),
             request_id: self.request_id,
+            member_id: self.member_id,
             time_ms: self.impression_time_ms,
             context,
             candidates,

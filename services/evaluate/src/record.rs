@@ -14,7 +14,10 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
+use nearline_billboard::policy::rng::stable_hash;
 use nearline_billboard::policy::{Arm, Cell, Context, Daypart, TitleFacts};
+
+use crate::target::Range;
 
 /// Why a logged decision cannot be evaluated (it still trains the targets).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -66,6 +69,8 @@ pub struct Decision {
     pub request_id: String,
     /// Event time of the impression, ms since the Unix epoch.
     pub time_ms: i64,
+    /// The member, as a stable hash of its id (only compared, never shown).
+    pub member: u64,
     /// The context the logging policy decided in.
     pub context: Context,
     /// Index of `context`'s cell in [`Logs::cells`].
@@ -116,6 +121,30 @@ impl Logs {
     pub fn cell(&self, decision: &Decision) -> &Cell {
         &self.cells[decision.cell as usize]
     }
+
+    /// Decisions in `range` that showed their member a title the member had been shown
+    /// less than `stickiness_ms` before, among candidates holding several artworks of
+    /// it: where billboard's sticky artwork draw repeated an earlier draw instead of
+    /// drawing afresh (0 when `stickiness_ms` is 0).
+    pub fn sticky_repeats(&self, range: Range, stickiness_ms: i64) -> u64 {
+        if stickiness_ms <= 0 {
+            return 0;
+        }
+        let mut last_shown: HashMap<(u64, i64), i64> = HashMap::new();
+        let mut repeats = 0;
+        for d in &self.decisions {
+            let title = d.arm.video_id;
+            let before = last_shown.insert((d.member, title), d.time_ms);
+            let artworks = self.candidates(d).iter().filter(|a| a.video_id == title).count();
+            if range.contains(d.time_ms)
+                && artworks > 1
+                && before.is_some_and(|t| d.time_ms.saturating_sub(t) < stickiness_ms)
+            {
+                repeats += 1;
+            }
+        }
+        repeats
+    }
 }
 
 /// What a decision is built from (the fields of an outcome, parsed).
@@ -123,6 +152,8 @@ impl Logs {
 pub struct Logged {
     /// Request id.
     pub request_id: String,
+    /// The member shown the decision.
+    pub member_id: String,
     /// Impression time.
     pub time_ms: i64,
     /// Context.
@@ -183,6 +214,7 @@ impl LogsBuilder {
         self.logs.decisions.push(Decision {
             request_id: logged.request_id,
             time_ms: logged.time_ms,
+            member: stable_hash(&[logged.member_id.as_bytes()]),
             context: logged.context,
             cell,
             set,

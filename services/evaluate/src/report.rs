@@ -35,6 +35,11 @@ pub struct Report {
     pub clip: Option<f64>,
     /// Which decisions replay used: `uniform_slice` or `all_decisions`.
     pub replay_data: &'static str,
+    /// Evaluated decisions whose artwork repeated an earlier draw for the same member
+    /// and title (billboard's artwork stickiness; titles with several artworks only).
+    pub sticky_repeats: u64,
+    /// What may make the estimates less trustworthy than their intervals say.
+    pub warnings: Vec<String>,
     /// Over every decision in the range.
     pub overall: SliceReport,
     /// Per slice of `--by`, in key order (empty without `--by`).
@@ -111,6 +116,9 @@ impl Report {
             self.seed,
             self.replay_data
         );
+        for warning in &self.warnings {
+            let _ = writeln!(out, "warning: {warning}");
+        }
         let _ = writeln!(out);
         let _ = writeln!(
             out,

@@ -122,6 +122,7 @@ fn one_seed(
         training: Training { reward_delay_ms: 17 * 60_000, rebuild_every_ms: 15 * 60_000 },
         range: Range { from_ms: 0, to_ms: i64::MAX },
         direct_params: Params::default(),
+        stickiness_ms: 24 * 3_600_000,
     };
     let mut rows = Vec::new();
     for &spec_text in targets {

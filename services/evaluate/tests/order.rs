@@ -44,6 +44,7 @@ fn report(outcomes: impl IntoIterator<Item = OutcomeJson>) -> Report {
         training: Training { reward_delay_ms: 17 * 60_000, rebuild_every_ms: 5 * 60_000 },
         range: Range { from_ms: 3_600_000, to_ms: i64::MAX },
         direct_params: Params::default(),
+        stickiness_ms: 24 * 3_600_000,
     };
     let target = spec::parse("epsilon_greedy(epsilon=0.2)", Params::default()).unwrap();
     let mut report = evaluate(&logs, &target, &options).unwrap();
