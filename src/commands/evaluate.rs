@@ -128,7 +128,13 @@ pub(crate) async fn evaluate(args: EvaluateArgs, config: &Config) -> anyhow::Res
     eprintln!("evaluated in {:.2} s", started.elapsed().as_secs_f64());
     match args.format {
         Format::Table => print!("{}", report.table()),
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Json => {
+            // The table prints its warnings; a JSON reader may not look at the field.
+            for warning in &report.warnings {
+                eprintln!("warning: {warning}");
+            }
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
     }
     let unsupported = report.unsupported();
     if !unsupported.is_empty() {
