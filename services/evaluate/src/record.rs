@@ -125,7 +125,9 @@ impl Logs {
     /// Decisions in `range` that showed their member a title the member had been shown
     /// less than `stickiness_ms` before, among candidates holding several artworks of
     /// it: where billboard's sticky artwork draw repeated an earlier draw instead of
-    /// drawing afresh (0 when `stickiness_ms` is 0).
+    /// drawing afresh (0 when `stickiness_ms` is 0). An upper bound: billboard's periods
+    /// start at an offset seeded by the member and title, and a repeat across a period's
+    /// end drew afresh.
     pub fn sticky_repeats(&self, range: Range, stickiness_ms: i64) -> u64 {
         if stickiness_ms <= 0 {
             return 0;

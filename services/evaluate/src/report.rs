@@ -36,7 +36,8 @@ pub struct Report {
     /// Which decisions replay used: `uniform_slice` or `all_decisions`.
     pub replay_data: &'static str,
     /// Evaluated decisions whose artwork repeated an earlier draw for the same member
-    /// and title (billboard's artwork stickiness; titles with several artworks only).
+    /// and title (billboard's artwork stickiness; titles with several artworks only): the
+    /// repeats within a stickiness of the last showing, an upper bound.
     pub sticky_repeats: u64,
     /// What may make the estimates less trustworthy than their intervals say.
     pub warnings: Vec<String>,
