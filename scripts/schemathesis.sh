@@ -22,7 +22,9 @@ export NEARLINE__AUTH__TOKENS="[\"$token\"]" NEARLINE__EMBEDDED__SQLITE_PATH="$d
 for section in INGEST ATTRIBUTION INSIGHTS BILLBOARD; do
     export "NEARLINE__${section}__HTTP_PORT=0" "NEARLINE__${section}__GRPC_PORT=0"
 done
-(cd "$dir" && exec "$OLDPWD/target/debug/nearline" serve all --embedded >"$dir/stdout" 2>"$dir/stderr") &
+nearline="${CARGO_TARGET_DIR:-target}/debug/nearline"
+case "$nearline" in /*) ;; *) nearline="$PWD/$nearline" ;; esac
+(cd "$dir" && exec "$nearline" serve all --embedded >"$dir/stdout" 2>"$dir/stderr") &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$dir"' EXIT
 for _ in $(seq 1 100); do

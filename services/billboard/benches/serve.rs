@@ -90,6 +90,7 @@ async fn main() {
     println!("offered {rate} decisions/s for {PHASE:?}, 50 candidates (the pool), default policy mix");
 
     for transport in ["gRPC", "HTTP"] {
+        let before = server_histogram(&client, &http).await;
         let samples = Arc::new(Mutex::new(Vec::new()));
         let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -129,6 +130,8 @@ async fn main() {
         while tasks.join_next().await.is_some() {}
         let samples = std::mem::take(&mut *samples.lock().unwrap());
         println!("{transport:<5} open loop: {}", percentiles(samples));
+        let during = server_histogram(&client, &http).await.since(&before);
+        println!("      server side: p50 {}  p99 {}", during.quantile(0.5), during.quantile(0.99));
     }
 
     // Closed loop: 32 requests in flight, over one connection and then spread over
@@ -142,17 +145,56 @@ async fn main() {
         let rate = closed_loop(&channels, 32).await;
         println!("gRPC  closed loop, 32 in flight over {connections} connection(s): {rate:.0} decisions/s");
     }
-    // What the server spent per decision, from its own histogram.
-    let metrics = client.get(format!("{http}/metrics")).send().await.unwrap().text().await.unwrap();
-    let buckets: Vec<&str> = metrics
-        .lines()
-        .filter(|l| l.starts_with("nearline_billboard_decision_seconds_bucket{endpoint=\"billboard\""))
-        .collect();
-    println!("server-side decision time (all phases):");
-    for line in buckets {
-        println!("  {line}");
-    }
+    let all = server_histogram(&client, &http).await;
+    println!(
+        "server-side decision time, all phases ({} decisions): p50 {}  p99 {}  p99.9 {}",
+        all.total(),
+        all.quantile(0.5),
+        all.quantile(0.99),
+        all.quantile(0.999)
+    );
     shutdown.cancel();
+}
+
+/// The server's own decision-time histogram (`nearline_billboard_decision_seconds`,
+/// endpoint billboard): cumulative counts by upper bound, as `/metrics` shows them.
+struct Histogram(Vec<(String, u64)>);
+
+impl Histogram {
+    fn total(&self) -> u64 {
+        self.0.last().map_or(0, |(_, n)| *n)
+    }
+
+    /// The decisions counted after `earlier` was read.
+    fn since(&self, earlier: &Histogram) -> Histogram {
+        let at = |le: &str| earlier.0.iter().find(|(l, _)| l == le).map_or(0, |(_, n)| *n);
+        Histogram(self.0.iter().map(|(le, n)| (le.clone(), n - at(le))).collect())
+    }
+
+    /// The bucket bound at or below which quantile `q` lies (`≤ 100µs`).
+    fn quantile(&self, q: f64) -> String {
+        let wanted = (q * self.total() as f64).ceil() as u64;
+        let bound = self.0.iter().find(|(_, n)| *n >= wanted).map_or("?", |(le, _)| le);
+        match bound.parse::<f64>() {
+            Ok(seconds) if seconds.is_finite() => format!("≤ {:?}", Duration::from_secs_f64(seconds)),
+            _ => "above the last bucket".to_string(),
+        }
+    }
+}
+
+async fn server_histogram(client: &reqwest::Client, http: &str) -> Histogram {
+    let metrics = client.get(format!("{http}/metrics")).send().await.unwrap().text().await.unwrap();
+    let prefix = "nearline_billboard_decision_seconds_bucket{endpoint=\"billboard\",le=\"";
+    Histogram(
+        metrics
+            .lines()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .filter_map(|rest| {
+                let (le, count) = rest.split_once("\"} ")?;
+                Some((le.to_string(), count.trim().parse().ok()?))
+            })
+            .collect(),
+    )
 }
 
 /// Decisions per second with `in_flight` requests always outstanding, shared round

@@ -32,6 +32,10 @@ echo "==> building the dashboard fixture and the nearline binary"
 (cd "$repo" && cargo build -p nearline --bin nearline ${CARGO_LOCKED:+--locked})
 
 echo "==> browser test"
-FIXTURE_BIN="$repo/target/debug/examples/dashboard_fixture" NEARLINE_BIN="$repo/target/debug/nearline" \
+# Where cargo put them: CARGO_TARGET_DIR when set (relative to the repository, as cargo
+# takes it), else the repository's target/.
+target="${CARGO_TARGET_DIR:-target}"
+case "$target" in /*) ;; *) target="$repo/$target" ;; esac
+FIXTURE_BIN="$target/debug/examples/dashboard_fixture" NEARLINE_BIN="$target/debug/nearline" \
     ARTIFACTS="$repo/test-artifacts" \
     node --test --test-concurrency=1 dashboard.test.mjs demo.test.mjs

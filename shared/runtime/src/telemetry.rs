@@ -7,7 +7,7 @@
 
 use std::sync::OnceLock;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::layer::SubscriberExt;
@@ -122,6 +122,16 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
             .set_buckets(&[
                 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ])
+            .expect("static bucket list is non-empty")
+            // A billboard decision takes microseconds: from 0.5 ms on, the common buckets
+            // would put every decision in the first one.
+            .set_buckets_for_metric(
+                Matcher::Full("nearline_billboard_decision_seconds".into()),
+                &[
+                    0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1,
+                    1.0,
+                ],
+            )
             .expect("static bucket list is non-empty")
             .install_recorder()
             .expect("no other metrics recorder is installed in a nearline process");
