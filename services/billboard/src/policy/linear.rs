@@ -109,17 +109,22 @@ fn seen(slots: &[u32], id: Option<u32>) -> Option<u32> {
     id.and_then(|i| slots.get(i as usize).copied()).filter(|s| *s != UNSEEN)
 }
 
+/// The feature index in `entry`, made the next feature (with its ridge) when unseen.
+fn feature(entry: &mut u32, ridges: &mut Vec<f64>, ridge: f64) -> u32 {
+    if *entry == UNSEEN {
+        *entry = ridges.len() as u32;
+        ridges.push(ridge);
+    }
+    *entry
+}
+
 /// The entry of `id` in `slots`, added as the next feature when new.
 fn slot_of(slots: &mut Vec<u32>, id: u32, ridges: &mut Vec<f64>, ridge: f64) -> u32 {
     let i = id as usize;
     if slots.len() <= i {
         slots.resize(i + 1, UNSEEN);
     }
-    if slots[i] == UNSEEN {
-        slots[i] = ridges.len() as u32;
-        ridges.push(ridge);
-    }
-    slots[i]
+    feature(&mut slots[i], ridges, ridge)
 }
 
 impl LinearTitle {
@@ -149,12 +154,7 @@ impl LinearTitle {
             let device = Vocabulary::intern(&mut vocabulary.devices, &cell.device);
             let c = slot_of(&mut model.countries, country, &mut ridges, ridge.context);
             let d = slot_of(&mut model.devices, device, &mut ridges, ridge.context);
-            let p = &mut model.dayparts[cell.daypart.index()];
-            if *p == UNSEEN {
-                *p = ridges.len() as u32;
-                ridges.push(ridge.context);
-            }
-            let p = *p;
+            let p = feature(&mut model.dayparts[cell.daypart.index()], &mut ridges, ridge.context);
             let a = match model.artworks.iter().position(|s| s.id == *artwork) {
                 Some(i) => i,
                 None => {
@@ -220,7 +220,7 @@ impl LinearTitle {
         };
         push(seen(&self.countries, cell.country), ctx);
         push(seen(&self.devices, cell.device), ctx);
-        push(Some(self.dayparts[cell.daypart.index()]).filter(|s| *s != UNSEEN), ctx);
+        push(seen(&self.dayparts, Some(cell.daypart.index() as u32)), ctx);
         // A title has a handful of artworks: the same `Arc` as the catalog's, usually.
         match self.artworks.iter().find(|s| Arc::ptr_eq(&s.id, artwork) || s.id == *artwork) {
             Some(s) => {

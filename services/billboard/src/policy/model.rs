@@ -8,6 +8,7 @@
 //! kind and genres, and those toward the global take rate (itself shrunk toward a weak
 //! configured default). Each level counts `prior_strength` pseudo-impressions.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -359,16 +360,14 @@ impl Model {
         let resolved = self.vocabulary.resolve(cell);
         // The title of the previous candidate (a title's pairs are adjacent), and its model
         // or, for a title with no outcomes, its prior with every feature's prior variance.
-        let mut title: Option<(i64, std::borrow::Cow<'_, LinearTitle>)> = None;
+        let mut title: Option<(i64, Cow<'_, LinearTitle>)> = None;
         candidates
             .iter()
             .map(|arm| {
                 if title.as_ref().is_none_or(|(id, _)| *id != arm.video_id) {
                     let model = match self.linear.get(&arm.video_id) {
-                        Some(m) => std::borrow::Cow::Borrowed(m),
-                        None => {
-                            std::borrow::Cow::Owned(LinearTitle::cold(self.title_prior(arm.video_id), ridge))
-                        }
+                        Some(m) => Cow::Borrowed(m),
+                        None => Cow::Owned(LinearTitle::cold(self.title_prior(arm.video_id), ridge)),
                     };
                     title = Some((arm.video_id, model));
                 }

@@ -162,25 +162,33 @@ fn empirical_frequencies_match_propensities() {
     let stats = learned(11, &arms, 3_000);
     let model = Model::build(params(0.005), 7, &stats, facts());
     let cell = cell(0, 0, 3);
-    let draws = 200_000;
     for policy in PolicyKind::ALL {
         let p = model.probabilities(policy, &cell, &arms);
-        let mut counts = vec![0u32; arms.len()];
-        let mut rng = Rng::new(99);
-        for i in 0..draws {
-            let member = format!("member-{i}");
-            let d = pick_pair(&p, &arms, rng.uniform(), |video| sticky_unit(&member, video, 0, 24 * HOUR));
-            assert_eq!(d.propensity, p.probs[d.index]);
-            counts[d.index] += 1;
-        }
-        for (i, (&c, &q)) in counts.iter().zip(&p.probs).enumerate() {
-            let expected = q * draws as f64;
-            let sd = (draws as f64 * q * (1.0 - q)).sqrt().max(1.0);
-            assert!(
-                (f64::from(c) - expected).abs() <= 4.5 * sd,
-                "{policy}: candidate {i} drawn {c} times, propensity {q} expects {expected:.0} ± {sd:.0}"
-            );
-        }
+        assert_draws_follow_propensities(&p, &arms, 99, &policy.to_string());
+    }
+}
+
+/// Draws 200 000 decisions from `p` (each for its own member, so the sticky artwork
+/// draw varies as across real members; `seed` for the titles' draws) and checks that
+/// each returns its own propensity and that every pair's frequency is within 4.5
+/// binomial standard deviations of it.
+fn assert_draws_follow_propensities(p: &Probabilities, arms: &[Arm], seed: u64, what: &str) {
+    let draws = 200_000;
+    let mut counts = vec![0u32; arms.len()];
+    let mut rng = Rng::new(seed);
+    for i in 0..draws {
+        let member = format!("member-{i}");
+        let d = pick_pair(p, arms, rng.uniform(), |video| sticky_unit(&member, video, 0, 24 * HOUR));
+        assert_eq!(d.propensity, p.probs[d.index]);
+        counts[d.index] += 1;
+    }
+    for (i, (&c, &q)) in counts.iter().zip(&p.probs).enumerate() {
+        let expected = q * draws as f64;
+        let sd = (draws as f64 * q * (1.0 - q)).sqrt().max(1.0);
+        assert!(
+            (f64::from(c) - expected).abs() <= 4.5 * sd,
+            "{what}: candidate {i} drawn {c} times, propensity {q} expects {expected:.0} ± {sd:.0}"
+        );
     }
 }
 
@@ -191,27 +199,11 @@ fn empirical_frequencies_match_quadrature_propensities() {
     let arms = candidates(12, &[1, 2, 3]);
     let stats = learned(12, &arms, 3_000);
     let model = Model::build(Params { thompson_draws: 0, ..params(0.005) }, 7, &stats, facts());
-    let draws = 200_000;
     for cell in [cell(0, 0, 3), cell(1, 1, 0), cell(2, 0, 1)] {
         let p = model.probabilities(PolicyKind::Thompson, &cell, &arms);
         let total: f64 = p.probs.iter().sum();
         assert!((total - 1.0).abs() < 1e-9, "sum {total}");
-        let mut counts = vec![0u32; arms.len()];
-        let mut rng = Rng::new(98);
-        for i in 0..draws {
-            let member = format!("member-{i}");
-            let d = pick_pair(&p, &arms, rng.uniform(), |video| sticky_unit(&member, video, 0, 24 * HOUR));
-            assert_eq!(d.propensity, p.probs[d.index]);
-            counts[d.index] += 1;
-        }
-        for (i, (&c, &q)) in counts.iter().zip(&p.probs).enumerate() {
-            let expected = q * draws as f64;
-            let sd = (draws as f64 * q * (1.0 - q)).sqrt().max(1.0);
-            assert!(
-                (f64::from(c) - expected).abs() <= 4.5 * sd,
-                "{cell:?}: candidate {i} drawn {c} times, propensity {q} expects {expected:.0} ± {sd:.0}"
-            );
-        }
+        assert_draws_follow_propensities(&p, &arms, 98, &format!("{cell:?}"));
     }
 }
 
